@@ -1,0 +1,3 @@
+"""aisoc: bring AI systems into the security operations centre."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,360 @@
+"""The `aisoc` command line. It wires the parts together; no part imports it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aisoc import __version__
+from aisoc.paths import data_path
+
+app = typer.Typer(
+    name="aisoc",
+    help="Bring AI systems into the SOC: ATLAS-mapped detections for data, model, inference and supply chain.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+atlas_app = typer.Typer(help="The shipped MITRE ATLAS catalog.", no_args_is_help=True)
+schema_app = typer.Typer(help="The field registry and what is generated from it.", no_args_is_help=True)
+app.add_typer(atlas_app, name="atlas")
+app.add_typer(schema_app, name="schema")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class Fmt(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    junit = "junit"
+
+
+class TestFmt(str, Enum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+
+
+class CoverageFmt(str, Enum):
+    text = "text"
+    json = "json"
+
+
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(help="Rule files or directories (default: the shipped rule pack).", show_default=False),
+]
+
+
+def _fail_usage(message: str) -> None:
+    typer.echo(f"aisoc: error: {message}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _rule_paths(paths: list[Path] | None) -> list[Path]:
+    chosen = paths or [data_path("rules")]
+    missing = [str(p) for p in chosen if not p.exists()]
+    if missing:
+        _fail_usage(f"no such file or directory: {', '.join(missing)}")
+    return chosen
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+def _load_lock(paths: list[Path]):  # noqa: ANN202 - VersionLock, imported lazily
+    from aisoc.rules.lock import VersionLock, find_lock
+
+    try:
+        return VersionLock.load(find_lock(paths))
+    except ValueError as exc:
+        _fail_usage(str(exc))
+
+
+@app.callback(invoke_without_command=True)
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(f"aisoc {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def validate(
+    paths: PathsArg = None,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+    strict: Annotated[bool, typer.Option(help="Warnings fail too.")] = False,
+    no_lock: Annotated[bool, typer.Option("--no-lock", help="Skip the version-lock check.")] = False,
+) -> None:
+    """Check rules: Sigma syntax, ATLAS tags, fields, metadata, test events, version lock.
+
+    Exit 0 when clean, 1 on findings, 2 on usage errors.
+    """
+    from aisoc import report
+    from aisoc.rules.loader import iter_rule_paths
+    from aisoc.rules.validate import validate as run_validate
+
+    chosen = _rule_paths(paths)
+    lock = None if no_lock else _load_lock(chosen)
+    _rules, findings = run_validate(chosen, lock)
+    files = [str(p) for p in iter_rule_paths(chosen)]
+    rendered = {
+        Fmt.text: lambda: report.findings_text(findings, len(files)),
+        Fmt.json: lambda: report.findings_json(findings, len(files)),
+        Fmt.sarif: lambda: report.findings_sarif(findings),
+        Fmt.junit: lambda: report.findings_junit(findings, files),
+    }[fmt]()
+    _write(rendered, output)
+    failing = [f for f in findings if f.severity == "error" or strict]
+    raise typer.Exit(EXIT_FINDINGS if failing else EXIT_OK)
+
+
+@app.command("test")
+def test_rules(
+    paths: PathsArg = None,
+    fmt: Annotated[TestFmt, typer.Option("--format", "-f", help="Output format.")] = TestFmt.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+) -> None:
+    """Run every rule's test events on the embedded SQLite engine. Exit 1 if any rule fails."""
+    from aisoc import report
+    from aisoc.detect.ruletest import test_rule_sqlite
+    from aisoc.rules.loader import load_rules
+
+    rules, findings = load_rules(_rule_paths(paths))
+    for finding in findings:
+        if finding.severity == "error":
+            typer.echo(f"{finding.location()}: cannot load: {finding.message}", err=True)
+    results = [test_rule_sqlite(rule).to_dict() for rule in rules]
+    if fmt is TestFmt.json:
+        text = json.dumps({"rules": results, "load_errors": [f.to_dict() for f in findings]}, indent=2)
+    elif fmt is TestFmt.junit:
+        text = report.results_junit(results)
+    else:
+        lines = []
+        for r in results:
+            status = "PASS" if r["passed"] else "FAIL"
+            lines.append(f"{status} {r['engine']:7} {r['path']}  (+{r['positives']} / -{r['negatives']})")
+            lines += [f"     {failure}" for failure in r["failures"]]
+        passed = sum(1 for r in results if r["passed"])
+        lines.append(f"{passed} passed, {len(results) - passed} failed")
+        text = "\n".join(lines)
+    _write(text, output)
+    load_failed = any(f.severity == "error" and f.code != "test-events-missing" for f in findings)
+    raise typer.Exit(EXIT_FINDINGS if load_failed or not all(r["passed"] for r in results) else EXIT_OK)
+
+
+@app.command("compile")
+def compile_rules(
+    target: Annotated[str, typer.Option("--target", "-t", help="lucene, dsl, esql, eql, kibana, sqlite, "
+                                                               "or any installed pySigma backend.")],
+    paths: PathsArg = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the result here.")] = None,
+    fmt: Annotated[str | None, typer.Option("--backend-format", help="Backend output format "
+                                            "(for other pySigma backends).")] = None,
+) -> None:
+    """Compile rules to a query language. Rules a target cannot express are listed on stderr."""
+    from aisoc.compile.targets import KIBANA, Compiled, UnknownTargetError, compile_with, resolve_target
+    from aisoc.rules.loader import load_rules
+
+    chosen = _rule_paths(paths)
+    rules, findings = load_rules(chosen)
+    load_errors = [f for f in findings if f.severity == "error" and f.code != "test-events-missing"]
+    for finding in load_errors:
+        typer.echo(f"{finding.location()}: cannot load: {finding.message}", err=True)
+    results: list[Compiled]
+    if target == KIBANA:
+        from aisoc.atlas.catalog import load_catalog
+        from aisoc.compile.kibana import kibana_ndjson
+
+        lock = _load_lock(chosen)
+        text, results = kibana_ndjson(rules, load_catalog(), {r.rule_id: lock.version(r.rule_id) for r in rules})
+    else:
+        try:
+            resolved = resolve_target(target)
+        except UnknownTargetError as exc:
+            _fail_usage(str(exc))
+        results = [compile_with(rule, resolved, fmt) for rule in rules]
+        blocks = []
+        for c in results:
+            if c.ok:
+                query = c.query if isinstance(c.query, str) else json.dumps(c.query, sort_keys=True)
+                blocks.append(f"# {c.rule_id} {c.title}\n{query}")
+        text = "\n\n".join(blocks)
+    _write(text, output)
+    failed = [c for c in results if not c.ok]
+    for c in failed:
+        typer.echo(f"{c.path}: [{c.rule_id}] not expressible in {target}: {c.error}", err=True)
+    typer.echo(f"{len(results) - len(failed)} of {len(results)} rule(s) compiled to {target}"
+               + (f"; {len(failed)} cannot be expressed in it" if failed else ""), err=True)
+    raise typer.Exit(EXIT_FINDINGS if load_errors or not results else EXIT_OK)
+
+
+@app.command()
+def coverage(
+    paths: PathsArg = None,
+    fmt: Annotated[CoverageFmt, typer.Option("--format", "-f", help="Output format.")] = CoverageFmt.text,
+    navigator: Annotated[Path | None, typer.Option(help="Write an ATLAS Navigator layer (JSON) here.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML ATLAS matrix here.")] = None,
+) -> None:
+    """ATLAS techniques and tactics covered by rules whose test events pass, per layer."""
+    from aisoc.atlas.catalog import load_catalog
+    from aisoc.atlas.coverage import (
+        RuleCoverageInput,
+        build_coverage,
+        coverage_html,
+        coverage_json,
+        coverage_text,
+        navigator_layer,
+    )
+    from aisoc.detect.ruletest import test_rule_sqlite
+    from aisoc.rules.loader import load_rules
+
+    catalog = load_catalog()
+    rules, _ = load_rules(_rule_paths(paths))
+    inputs = [
+        RuleCoverageInput(r.rule_id, r.title, r.layer or "unknown", r.atlas_tags, test_rule_sqlite(r).passed)
+        for r in rules
+    ]
+    result = build_coverage(inputs, catalog)
+    if navigator:
+        _write(json.dumps(navigator_layer(result, catalog), indent=2), navigator)
+    if html:
+        _write(coverage_html(result, catalog), html)
+    text = json.dumps(coverage_json(result), indent=2) if fmt is CoverageFmt.json else coverage_text(result)
+    _write(text, None)
+
+
+@app.command()
+def detect(
+    events: Annotated[list[Path], typer.Argument(help="ECS events, one JSON object per line (NDJSON).")],
+    rules_path: Annotated[list[Path] | None, typer.Option("--rules", "-r", help="Rule files or dirs.")] = None,
+    db: Annotated[Path | None, typer.Option(help="Keep events in this SQLite file (default: in memory).")] = None,
+    fmt: Annotated[CoverageFmt, typer.Option("--format", "-f", help="text, or json (NDJSON alerts).")] = (
+        CoverageFmt.text),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write alerts here.")] = None,
+) -> None:
+    """Load events into the embedded store, run the rule pack, print ECS alerts."""
+    from aisoc.atlas.catalog import load_catalog
+    from aisoc.detect.alerts import unflatten
+    from aisoc.detect.runner import DetectResult, detect as run_detect, load_events
+    from aisoc.detect.store import EventStore
+    from aisoc.rules.loader import load_rules
+
+    missing = [str(p) for p in events if not p.exists()]
+    if missing:
+        _fail_usage(f"no such events file: {', '.join(missing)}")
+    chosen = _rule_paths(rules_path)
+    rules, _ = load_rules(chosen)
+    store = EventStore(db or ":memory:")
+    result = DetectResult()
+    for path in events:
+        load_events(store, path, result)
+    run_detect(store, rules, load_catalog(), _load_lock(chosen), result=result)
+    for rejected in result.rejected:
+        typer.echo(f"{rejected.source}:{rejected.line}: rejected: {rejected.reason}", err=True)
+    for rule_id, error in result.rule_errors.items():
+        typer.echo(f"rule {rule_id}: not run: {error}", err=True)
+    if fmt is CoverageFmt.json:
+        text = "\n".join(json.dumps(unflatten(a), sort_keys=True) for a in result.alerts)
+    else:
+        lines = []
+        for a in result.alerts:
+            techniques = ", ".join(a.get("threat.technique.subtechnique.id", []) or a.get("threat.technique.id", []))
+            lines.append(f"{a['@timestamp']}  {a['rule.name']}  [{techniques}]  x{a['aisoc.alert.count']}")
+            lines.append(f"    entity: {a['aisoc.alert.entity'] or '-'}   owner: {a['aisoc.owner.team']}"
+                         f"   playbooks: {', '.join(a['aisoc.alert.playbooks']) or '-'}")
+        lines.append(f"{result.events_loaded} event(s) loaded, {len(result.rejected)} rejected, "
+                     f"{len(rules)} rule(s) run, {len(result.alerts)} alert(s)")
+        text = "\n".join(lines)
+    _write(text, output)
+    store.close()
+
+
+@app.command()
+def lock(paths: PathsArg = None) -> None:
+    """Record each rule's content hash and bump the version of every changed rule."""
+    from aisoc.rules.loader import load_rules
+
+    chosen = _rule_paths(paths)
+    rules, findings = load_rules(chosen)
+    errors = [f for f in findings if f.severity == "error" and f.code != "test-events-missing"]
+    if errors:
+        for f in errors:
+            typer.echo(f"{f.location()}: {f.message}", err=True)
+        typer.echo("fix these rules before locking", err=True)
+        raise typer.Exit(EXIT_FINDINGS)
+    version_lock = _load_lock(chosen)
+    changes = version_lock.update(rules)
+    version_lock.save()
+    for rule_id, (old, new) in sorted(changes.items()):
+        typer.echo(f"{rule_id}: version {old} -> {new}")
+    typer.echo(f"{len(changes)} rule(s) changed; lock written to {version_lock.path}")
+
+
+@atlas_app.command("update")
+def atlas_update(
+    source: Annotated[str, typer.Argument(help="An official ATLAS YAML file or its http(s) URL.")],
+) -> None:
+    """Refresh the shipped catalog from an official ATLAS release (5.x single file or date-versioned)."""
+    from aisoc.atlas.catalog import AtlasFormatError, update_catalog
+
+    try:
+        catalog = update_catalog(source)
+    except (AtlasFormatError, OSError) as exc:
+        _fail_usage(f"{source}: {exc}")
+    typer.echo(f"catalog updated to ATLAS {catalog.version}: {len(catalog.tactics)} tactics, "
+               f"{len(catalog.techniques)} techniques and sub-techniques")
+
+
+@atlas_app.command("list")
+def atlas_list() -> None:
+    """Print the catalog's tactics and techniques with the Sigma tags that name them."""
+    from aisoc.atlas.catalog import load_catalog
+
+    catalog = load_catalog()
+    for tactic in catalog.tactics:
+        typer.echo(f"{tactic.id}  atlas.{tactic.short_name}  {tactic.name}")
+    for technique in catalog.techniques.values():
+        typer.echo(f"{technique.id}  atlas.{technique.id.lower()}  {technique.name}")
+
+
+@schema_app.command("docs")
+def schema_docs(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (e.g. docs/fields.md).")] = None,
+) -> None:
+    """Generate the field reference from the registry."""
+    from aisoc.schema.docs import field_reference
+
+    _write(field_reference(), output)
+
+
+@schema_app.command("templates")
+def schema_templates() -> None:
+    """Print the Elasticsearch component and index templates generated from the registry."""
+    from aisoc.schema.templates import COMPONENT_TEMPLATE, component_template, index_templates
+
+    body = {"component_templates": {COMPONENT_TEMPLATE: component_template()},
+            "index_templates": index_templates()}
+    _write(json.dumps(body, indent=2, sort_keys=True), None)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

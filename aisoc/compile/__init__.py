@@ -1,0 +1,1 @@
+"""Compile rules to query languages: Elasticsearch (Lucene, Query DSL, ES|QL, EQL), Kibana rules, SQLite."""

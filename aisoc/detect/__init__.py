@@ -1,0 +1,1 @@
+"""Detection: the embedded SQLite store and engine, alerts."""

@@ -1,0 +1,1 @@
+"""Rule files: loading, the aisoc block, validation and the version lock."""
