@@ -353,7 +353,17 @@ def schema_templates() -> None:
 
 
 def main() -> None:
-    app()
+    """Entry point: a bug in aisoc prints one line (set AISOC_DEBUG=1 for the traceback), never a stack."""
+    import os
+
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - last-resort guard for users
+        if os.environ.get("AISOC_DEBUG"):
+            raise
+        typer.echo(f"aisoc: internal error: {type(exc).__name__}: {exc} "
+                   "(re-run with AISOC_DEBUG=1 and report it)", err=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

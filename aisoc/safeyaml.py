@@ -67,7 +67,9 @@ def load_all(text: str, path: Path | str) -> list[Any]:
         problem = exc.problem or str(exc)
         if exc.context:
             problem = f"{exc.context}, {problem}"
-        raise YamlLoadError(path, f"invalid YAML: {problem}", line, fix="fix the YAML syntax at that line") from None
+        fix = ("write the value out in full instead of referring to an anchor" if "aliases" in problem
+               else "fix the YAML syntax at that line")
+        raise YamlLoadError(path, f"invalid YAML: {problem}", line, fix=fix) from None
     except yaml.YAMLError as exc:
         raise YamlLoadError(path, f"invalid YAML: {exc}", fix="fix the YAML syntax") from None
 

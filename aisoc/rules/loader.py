@@ -9,13 +9,13 @@ entity, test events) lives on the primary rule.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import ValidationError
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.exceptions import SigmaConditionError, SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
 from aisoc.findings import Finding
@@ -101,6 +101,14 @@ def load_rule_file(path: Path) -> tuple[RuleFile | None, list[Finding]]:
             findings.append(_sigma_finding(spath, text, rule, error))
     for error in collection.errors:
         findings.append(_sigma_finding(spath, text, None, error))
+    for rule in collection.rules:
+        if isinstance(rule, SigmaRule) and not rule.errors:
+            for condition in rule.detection.parsed_condition:
+                try:
+                    condition.parse()
+                except SigmaError as exc:
+                    findings.append(_sigma_finding(spath, text, rule, exc))
+                    findings[-1] = replace(findings[-1], line=line_of(text, "condition:"))
     correlations = [r for r in collection.rules if isinstance(r, SigmaCorrelationRule)]
     detections = [r for r in collection.rules if isinstance(r, SigmaRule)]
     if len(correlations) > 1 or (not correlations and len(detections) != 1):
@@ -151,8 +159,11 @@ def _sigma_finding(path: str, text: str, rule: object, error: Exception) -> Find
             if "." in word and len(word) > 3 and (found := line_of(text, word)):
                 line = found
                 break
-    return Finding(path, f"sigma-{type(error).__name__}", message,
-                   "fix the rule so it follows the Sigma specification v2", line, rule_id)
+    fix = "fix the rule so it follows the Sigma specification v2"
+    if isinstance(error, SigmaConditionError):
+        message = f"condition cannot be parsed: {message}"
+        fix = "combine detection names with and / or / not, '1 of name*' or 'all of them'"
+    return Finding(path, f"sigma-{type(error).__name__}", message, fix, line, rule_id)
 
 
 def load_rules(paths: Iterable[Path]) -> tuple[list[RuleFile], list[Finding]]:

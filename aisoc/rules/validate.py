@@ -224,6 +224,9 @@ def validate(
     catalog = catalog or load_catalog()
     registry = registry or load_registry()
     rules, findings = load_rules(paths)
+    if not rules and not findings:
+        findings.append(Finding(", ".join(str(p) for p in paths), "no-rules", "no rule files (*.yml) found",
+                                "point aisoc at a rule file or a directory of rules"))
     per_rule: list[PerRuleCheck] = [
         check_metadata,
         check_logsource,
