@@ -285,6 +285,32 @@ def detect(
 
 
 @app.command()
+def demo(
+    rules_path: Annotated[list[Path] | None, typer.Option("--rules", "-r", help="Rule files or dirs.")] = None,
+) -> None:
+    """Replay the pack's attack scenarios and benign look-alikes through the embedded engine.
+
+    Exit 1 if an attack scenario goes undetected by its own rule.
+    """
+    from aisoc.atlas.catalog import load_catalog
+    from aisoc.atlas.coverage import RuleCoverageInput, build_coverage, coverage_text
+    from aisoc.demo import render_text, run_demo
+    from aisoc.detect.ruletest import test_rule_sqlite
+    from aisoc.rules.loader import load_rules
+
+    catalog = load_catalog()
+    rules, _ = load_rules(_rule_paths(rules_path))
+    typer.echo(f"aisoc demo: {len(rules)} rules, embedded SQLite engine, no network", err=True)
+    report = run_demo(rules, catalog, progress=lambda msg: typer.echo(msg, err=True))
+    typer.echo(render_text(report))
+    inputs = [RuleCoverageInput(r.rule_id, r.title, r.layer or "unknown", r.atlas_tags, test_rule_sqlite(r).passed)
+              for r in rules]
+    typer.echo("")
+    typer.echo(coverage_text(build_coverage(inputs, catalog)))
+    raise typer.Exit(EXIT_FINDINGS if report.missed else EXIT_OK)
+
+
+@app.command()
 def lock(paths: PathsArg = None) -> None:
     """Record each rule's content hash and bump the version of every changed rule."""
     from aisoc.rules.loader import load_rules

@@ -1,0 +1,97 @@
+"""The CLI commands a SOC engineer and CI touch: test, detect, demo, coverage outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import REPO, SINGLE_RULE
+
+
+def test_test_command_json_reports_every_rule_and_case(cli, rule_tree: Path) -> None:
+    code, out, _ = cli("test", rule_tree, "--format", "json")
+    assert code == 0
+    results = json.loads(out)["rules"]
+    assert {r["rule_id"] for r in results} == {
+        "0b7f3a52-2f1e-4b7a-9a57-3f1f4c0f9e01", "0b7f3a52-2f1e-4b7a-9a57-3f1f4c0f9e03"}
+    for r in results:
+        assert r["engine"] == "sqlite" and r["passed"] and r["positives"] >= 3 and r["negatives"] >= 3
+
+
+def test_test_command_fails_and_names_the_offending_event(cli, rule_tree: Path) -> None:
+    path = rule_tree / "inference" / SINGLE_RULE.name
+    path.write_text(path.read_text().replace("    aisoc.signal.sample_size|gte: 50\n", ""))
+    code, out, _ = cli("test", rule_tree, "--format", "json")
+    assert code == 1
+    broken = next(r for r in json.loads(out)["rules"] if r["path"] == str(path))
+    assert not broken["passed"]
+    bad_case = next(c for c in broken["cases"] if not c["passed"])
+    assert bad_case["name"] == "too small a sample"
+    assert bad_case["offending_event"]["aisoc.signal.sample_size"] == 12
+    code, out, _ = cli("test", rule_tree)
+    assert code == 1 and "FAIL" in out and "1 passed, 1 failed" in out
+
+
+def test_shipped_pack_passes_its_tests(cli) -> None:
+    code, out, _ = cli("test", REPO / "rules", "--format", "json")
+    results = json.loads(out)["rules"]
+    assert code == 0, [r["failures"] for r in results if not r["passed"]]
+    assert len(results) >= 15
+
+
+def test_detect_prints_ndjson_alerts(cli, tmp_path: Path) -> None:
+    events = tmp_path / "events.ndjson"
+    events.write_text(json.dumps({
+        "event": {"id": "e1", "kind": "metric"}, "@timestamp": "2026-03-01T10:00:00Z",
+        "aisoc": {"signal": {"name": "api_key_logprobs_share", "value": 0.97, "sample_size": 400,
+                             "entity": "key-9"}}}) + "\n")
+    code, out, err = cli("detect", events, "--rules", REPO / "tests" / "fixtures" / "rules", "--format", "json")
+    assert code == 0, err
+    alerts = [json.loads(line) for line in out.splitlines()]
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert["event"]["kind"] == "alert"
+    assert alert["rule"]["name"] == "Fixture - API key asks for logprobs on most requests"
+    assert alert["aisoc"]["alert"]["event_ids"] == ["e1"]
+    assert alert["threat"]["framework"] == "MITRE ATLAS"
+
+
+def test_demo_on_fixture_rules_detects_every_attack_and_no_lookalike(cli) -> None:
+    code, out, _ = cli("demo", "--rules", REPO / "tests" / "fixtures" / "rules")
+    assert code == 0, out
+    assert "attacks detected by their rule: 6 of 6" in out
+    assert "benign look-alikes that raised an alert anywhere in the pack: 0" in out
+
+
+def test_demo_reports_a_missed_attack(cli, rule_tree: Path) -> None:
+    path = rule_tree / "inference" / SINGLE_RULE.name
+    path.write_text(path.read_text().replace("aisoc.signal.value|gte: 0.8", "aisoc.signal.value|gte: 0.95"))
+    code, out, _ = cli("demo", "--rules", rule_tree)
+    assert code == 1
+    assert "MISSED: Fixture - API key asks for logprobs on most requests" in out
+
+
+def test_coverage_writes_navigator_layer_and_html(cli, tmp_path: Path) -> None:
+    layer, html = tmp_path / "layer.json", tmp_path / "coverage.html"
+    code, out, _ = cli("coverage", REPO / "tests" / "fixtures" / "rules", "--format", "json",
+                       "--navigator", layer, "--html", html)
+    assert code == 0
+    data = json.loads(layer.read_text())
+    assert data["domain"] == "atlas-atlas"
+    assert {"AML.T0024.002", "AML.T0051.000"} <= {t["techniqueID"] for t in data["techniques"] if t.get("score")}
+    assert "Exfiltration" in html.read_text()
+    assert json.loads(out)
+
+
+def test_compile_unknown_target_is_a_usage_error(cli) -> None:
+    code, _, err = cli("compile", "--target", "nope", REPO / "tests" / "fixtures" / "rules")
+    assert code == 2
+    assert "unknown target 'nope'" in err and "lucene" in err
+
+
+def test_compile_lucene_says_which_rules_it_cannot_express(cli) -> None:
+    code, out, err = cli("compile", "--target", "lucene", REPO / "tests" / "fixtures" / "rules")
+    assert code == 0
+    assert "aisoc.signal.name:api_key_logprobs_share" in out
+    assert "injection_burst_fixture.yml: [0b7f3a52-2f1e-4b7a-9a57-3f1f4c0f9e03] not expressible in lucene" in err
+    assert "1 of 2 rule(s) compiled to lucene; 1 cannot be expressed in it" in err
