@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -28,20 +28,20 @@ app.add_typer(schema_app, name="schema")
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
 
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     text = "text"
     json = "json"
     sarif = "sarif"
     junit = "junit"
 
 
-class TestFmt(str, Enum):
+class TestFmt(StrEnum):
     text = "text"
     json = "json"
     junit = "junit"
 
 
-class CoverageFmt(str, Enum):
+class CoverageFmt(StrEnum):
     text = "text"
     json = "json"
 
@@ -250,7 +250,8 @@ def detect(
     """Load events into the embedded store, run the rule pack, print ECS alerts."""
     from aisoc.atlas.catalog import load_catalog
     from aisoc.detect.alerts import unflatten
-    from aisoc.detect.runner import DetectResult, detect as run_detect, load_events
+    from aisoc.detect.runner import DetectResult, load_events
+    from aisoc.detect.runner import detect as run_detect
     from aisoc.detect.store import EventStore
     from aisoc.rules.loader import load_rules
 
@@ -290,7 +291,7 @@ def demo(
 ) -> None:
     """Replay the pack's attack scenarios and benign look-alikes through the embedded engine.
 
-    Exit 1 if an attack scenario goes undetected by its own rule.
+    Exit 1 if an attack scenario goes undetected by its own rule, or a look-alike fires its own rule.
     """
     from aisoc.atlas.catalog import load_catalog
     from aisoc.atlas.coverage import RuleCoverageInput, build_coverage, coverage_text
@@ -307,7 +308,7 @@ def demo(
               for r in rules]
     typer.echo("")
     typer.echo(coverage_text(build_coverage(inputs, catalog)))
-    raise typer.Exit(EXIT_FINDINGS if report.missed else EXIT_OK)
+    raise typer.Exit(EXIT_FINDINGS if report.missed or report.false_positives else EXIT_OK)
 
 
 @app.command()

@@ -20,7 +20,7 @@ from aisoc.detect.store import EventStore
 from aisoc.rules.loader import RuleFile
 from aisoc.rules.model import normalize_timestamp
 
-SLOT = timedelta(days=2)
+GAP = timedelta(days=2)  # longer than any rule's window, so scenarios cannot see each other
 
 
 @dataclass
@@ -46,13 +46,38 @@ class DemoReport:
         return [s for s in self.attacks if s.rule.title not in s.raised_by]
 
     @property
+    def false_positives(self) -> list[Scenario]:
+        """Benign look-alikes that raised the very rule they were written to fool."""
+        return [s for s in self.scenarios if not s.attack and s.rule.title in s.raised_by]
+
+    @property
     def noisy_lookalikes(self) -> list[Scenario]:
-        return [s for s in self.scenarios if not s.attack and s.raised_by]
+        """Benign look-alikes of one rule that another rule alerted on (e.g. one stage of a correlation)."""
+        return [s for s in self.scenarios if not s.attack and s.raised_by - {s.rule.title}]
 
 
 def _shift(event: dict[str, Any], offset: timedelta) -> dict[str, Any]:
     when = datetime.fromisoformat(str(event["@timestamp"]).replace("Z", "+00:00")) + offset
     return {**event, "@timestamp": normalize_timestamp(when)}
+
+
+def _when(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(event["@timestamp"]).replace("Z", "+00:00"))
+
+
+def lay_out_scenarios(rules: list[RuleFile]) -> list[tuple[RuleFile, str, bool, list[dict[str, Any]]]]:
+    """Every test case of every rule on one timeline, each starting GAP after the previous one ended."""
+    laid_out: list[tuple[RuleFile, str, bool, list[dict[str, Any]]]] = []
+    cursor: datetime | None = None
+    for rule in rules:
+        for index, case in enumerate(rule.meta.tests):
+            events = case.expanded_events(rule.rule_id, index)
+            start = min(_when(e) for e in events)
+            offset = (cursor - start) if cursor else timedelta(0)
+            shifted = [_shift(e, offset) for e in events]
+            laid_out.append((rule, case.name, case.expect == "match", shifted))
+            cursor = max(_when(e) for e in shifted) + GAP
+    return laid_out
 
 
 def run_demo(
@@ -62,13 +87,9 @@ def run_demo(
 ) -> DemoReport:
     store = EventStore(":memory:")
     scenarios: list[Scenario] = []
-    slot = 0
-    for rule in rules:
-        for index, case in enumerate(rule.meta.tests):
-            events = [_shift(e, SLOT * slot) for e in case.expanded_events(rule.rule_id, index)]
-            store.insert(events)
-            scenarios.append(Scenario(rule, case.name, case.expect == "match", {e["event.id"] for e in events}))
-            slot += 1
+    for rule, name, attack, events in lay_out_scenarios(rules):
+        store.insert(events)
+        scenarios.append(Scenario(rule, name, attack, {e["event.id"] for e in events}))
     progress(f"{store.count()} events from {len(scenarios)} scenarios loaded; running {len(rules)} rules")
     result = detect(store, rules, catalog)
     owner_of = {eid: s for s in scenarios for eid in s.event_ids}
@@ -97,6 +118,9 @@ def render_text(report: DemoReport) -> str:
     detected = len(report.attacks) - len(report.missed)
     lines += ["", f"attacks detected by their rule: {detected} of {len(report.attacks)}"]
     lines += [f"  MISSED: {s.rule.title}: {s.name}" for s in report.missed]
-    lines.append(f"benign look-alikes that raised an alert anywhere in the pack: {len(report.noisy_lookalikes)}")
-    lines += [f"  {s.rule.title}: {s.name} -> {', '.join(sorted(s.raised_by))}" for s in report.noisy_lookalikes]
+    lines.append(f"benign look-alikes that raised their own rule: {len(report.false_positives)}")
+    lines += [f"  FALSE POSITIVE: {s.rule.title}: {s.name}" for s in report.false_positives]
+    lines.append(f"benign look-alikes of one rule that another rule alerted on: {len(report.noisy_lookalikes)}")
+    lines += [f"  {s.rule.title}: {s.name} -> {', '.join(sorted(s.raised_by - {s.rule.title}))}"
+              for s in report.noisy_lookalikes]
     return "\n".join(lines)

@@ -10,8 +10,8 @@ import pytest
 from aisoc.atlas.catalog import load_catalog
 from aisoc.detect.alerts import suppress
 from aisoc.detect.engine import run_rule
-from aisoc.detect.runner import DetectResult, detect, load_events
 from aisoc.detect.ruletest import test_rule_sqlite as run_rule_tests
+from aisoc.detect.runner import DetectResult, detect, load_events
 from aisoc.detect.store import EventStore, StoreError
 from aisoc.rules.loader import load_rule_file
 from tests.conftest import CORRELATION_RULE, SINGLE_RULE
@@ -185,3 +185,18 @@ def test_suppression_opens_a_new_alert_after_the_window() -> None:
     alerts = suppress(run_rule(store, rule))
     assert sorted((a.match.entity["aisoc.signal.entity"], a.count) for a in alerts) == [
         ("key-1", 1), ("key-1", 2), ("key-2", 1)]
+
+
+def test_multi_valued_fields_match_on_any_value(tmp_path: Path) -> None:
+    rule = _rule(tmp_path, "detection:\n  s: {aisoc.supply_chain.scan.operator: exec}\n  condition: s\n")
+    events = [
+        {"event.id": "a", "aisoc.supply_chain.scan.operator": ["eval", "EXEC"], "event.category": ["file", "malware"]},
+        {"event.id": "b", "aisoc.supply_chain.scan.operator": ["exec"]},
+        {"event.id": "c", "aisoc.supply_chain.scan.operator": ["eval", "system"]},
+    ]
+    store = EventStore()
+    store.insert([{"@timestamp": "2026-02-01T00:00:00Z", **e} for e in events])
+    matches = run_rule(store, rule)
+    assert sorted(m.event_ids[0] for m in matches) == ["a", "b"]  # one match per event, not per stored row
+    assert store.count() == 3
+    assert store.insert([{"@timestamp": "2026-02-01T00:00:00Z", **events[0]}]) == 0

@@ -84,7 +84,10 @@ def test_index_templates_cover_every_field_and_layer() -> None:
         node = {"properties": properties}
         for part in field.name.split("."):
             node = node["properties"][part]
-        assert node["type"] == field.type, field.name
+        expected = "keyword" if field.type == "wildcard" else field.type
+        assert node["type"] == expected, field.name
+        if expected == "keyword" and field.name != "event.original":
+            assert node["normalizer"] == "lowercase", field.name
     templates = index_templates()
     assert set(templates) == {f"logs-aisoc.{d}" for d in ("data", "model", "inference", "supply_chain", "alerts")}
     assert templates["logs-aisoc.inference"]["index_patterns"] == ["logs-aisoc.inference-*"]

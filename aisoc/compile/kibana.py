@@ -45,22 +45,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sigma.collection import SigmaCollection
 from sigma.correlations import (
     SigmaCorrelationCondition,
     SigmaCorrelationConditionOperator,
     SigmaCorrelationRule,
     SigmaCorrelationType,
 )
-from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
 from aisoc.atlas.catalog import AtlasCatalog, Tactic, Technique
 from aisoc.compile.pipeline import index_pattern
-from aisoc.compile.targets import BUILTIN_TARGETS, KIBANA, Compiled, compile_with
+from aisoc.compile.targets import BUILTIN_TARGETS, KIBANA, Compiled, base_rule_file, compile_with
 from aisoc.rules.fields import correlation_fields, sigma_rule_fields
 from aisoc.rules.loader import RuleFile
-from aisoc.safeyaml import YamlLoadError, load_all
 from aisoc.schema import FieldRegistry, load_registry
 
 FRAMEWORK = "MITRE ATLAS"
@@ -113,21 +110,10 @@ def _converted(rule: RuleFile, target: str) -> str:
 
 
 def _standalone(rule: RuleFile, base: SigmaRule) -> RuleFile:
-    """A base rule of a correlation as a rule file of its own (re-read from the source text)."""
     try:
-        docs = [d for d in load_all(rule.text, rule.path) if isinstance(d, dict)]
-    except YamlLoadError as exc:
-        raise KibanaUnsupported(exc.message) from None
-    keys = {str(base.id)} if base.id else {str(base.name)}
-    doc = next((d for d in docs
-                if "correlation" not in d and str(d.get("id") or d.get("name")) in keys), None)
-    if doc is None:
-        raise KibanaUnsupported(f"base rule {base.title!r} not found in {rule.path}")
-    try:
-        collection = SigmaCollection.from_dicts([doc], source=SigmaRuleLocation(rule.path))
-    except SigmaError as exc:
-        raise KibanaUnsupported(f"base rule {base.title!r}: {exc}") from None
-    return RuleFile(rule.path, rule.text, collection, collection.rules[0], [], rule.meta)
+        return base_rule_file(rule, base)
+    except ValueError as exc:
+        raise KibanaUnsupported(str(exc)) from None
 
 
 def _base_rules(rule: RuleFile, correlation: SigmaCorrelationRule) -> list[SigmaRule]:

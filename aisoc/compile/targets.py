@@ -15,11 +15,14 @@ from typing import Any
 
 from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
 from sigma.backends.sqlite import sqliteBackend
+from sigma.collection import SigmaCollection
 from sigma.conversion.base import Backend
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaError, SigmaRuleLocation
+from sigma.rule import SigmaRule
 
 from aisoc.compile.pipeline import elasticsearch_pipeline
 from aisoc.rules.loader import RuleFile
+from aisoc.safeyaml import YamlLoadError, load_all
 
 SQLITE_OPTIONS = {"table": "logs", "timestamp_field": "@timestamp", "event_id_field": "event.id"}
 
@@ -102,6 +105,29 @@ def compile_with(rule: RuleFile, target: Target, output_format: str | None = Non
     if len(queries) != 1:
         return Compiled(**base, error=f"{target.name} produced {len(queries)} queries, expected one")
     return Compiled(**base, query=queries[0])
+
+
+def base_rule_file(rule: RuleFile, base: SigmaRule) -> RuleFile:
+    """A base rule of a correlation as a rule file of its own, so it converts alone.
+
+    pySigma emits nothing for a base rule converted inside its correlation's collection, so the
+    base rule's document is re-read from the file's text. Raises ValueError if it cannot be.
+    """
+    try:
+        docs = [d for d in load_all(rule.text, rule.path) if isinstance(d, dict)]
+    except YamlLoadError as exc:
+        raise ValueError(exc.message) from None
+    keys = {str(base.id)} if base.id else {str(base.name)}
+    doc = next(
+        (d for d in docs if "correlation" not in d and str(d.get("id") or d.get("name")) in keys), None
+    )
+    if doc is None:
+        raise ValueError(f"base rule {base.title!r} not found in {rule.path}")
+    try:
+        collection = SigmaCollection.from_dicts([doc], source=SigmaRuleLocation(rule.path))
+    except SigmaError as exc:
+        raise ValueError(f"base rule {base.title!r}: {exc}") from None
+    return RuleFile(rule.path, rule.text, collection, collection.rules[0], [], rule.meta)
 
 
 def sqlite_query(rule: RuleFile) -> str:

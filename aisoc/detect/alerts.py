@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aisoc.atlas.catalog import AtlasCatalog, Tactic, Technique
@@ -18,8 +18,11 @@ DEFAULT_SUPPRESSION = timedelta(hours=1)
 
 
 @dataclass
-class _Open:
+class AlertGroup:
+    """The matches of one rule on one entity within one suppression bucket: one alert."""
+
     match: Match
+    bucket_start: str
     first: str
     last: str
     count: int
@@ -30,27 +33,41 @@ def _time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def entity_label(entity: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(entity.items()))
 
 
-def suppress(matches: Iterable[Match], window: timedelta = DEFAULT_SUPPRESSION) -> list[_Open]:
-    """Fold matches of one rule and entity that start within `window` of the open alert's last event."""
-    open_alerts: dict[tuple[str, str], _Open] = {}
-    closed: list[_Open] = []
+def bucket_of(when: str, window: timedelta) -> str:
+    """Start of the fixed suppression bucket (aligned to the epoch) holding `when`."""
+    seconds = int(window.total_seconds())
+    epoch = int(_time(when).timestamp())
+    return _iso(datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC))
+
+
+def suppress(matches: Iterable[Match], window: timedelta = DEFAULT_SUPPRESSION) -> list[AlertGroup]:
+    """Fold matches of one rule and entity whose first event falls in the same fixed time bucket.
+
+    Fixed buckets make an alert a pure function of the events in its bucket, so re-running
+    detection over overlapping ranges (lookback, restarts) rebuilds the same alert instead of a new one.
+    """
+    groups: dict[tuple[str, str, str], AlertGroup] = {}
     for match in sorted(matches, key=lambda m: (m.first, m.rule.rule_id)):
-        key = (match.rule.rule_id, entity_label(match.entity))
-        current = open_alerts.get(key)
-        if current and _time(match.first) - _time(current.last) <= window:
-            current.last = max(current.last, match.last)
-            new_ids = [i for i in match.event_ids if i not in current.event_ids]
-            current.count += len(new_ids)
-            current.event_ids.extend(new_ids)
+        bucket = bucket_of(match.first, window)
+        key = (match.rule.rule_id, entity_label(match.entity), bucket)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = AlertGroup(match, bucket, match.first, match.last, len(set(match.event_ids)),
+                                     list(dict.fromkeys(match.event_ids)))
             continue
-        if current:
-            closed.append(current)
-        open_alerts[key] = _Open(match, match.first, match.last, len(match.event_ids), list(match.event_ids))
-    return sorted([*closed, *open_alerts.values()], key=lambda a: (a.first, a.match.rule.rule_id))
+        group.last = max(group.last, match.last)
+        new_ids = [i for i in dict.fromkeys(match.event_ids) if i not in group.event_ids]
+        group.count += len(new_ids)
+        group.event_ids.extend(new_ids)
+    return sorted(groups.values(), key=lambda g: (g.first, g.match.rule.rule_id))
 
 
 def threat_fields(rule: RuleFile, catalog: AtlasCatalog) -> dict[str, list[str]]:
@@ -87,13 +104,13 @@ def threat_fields(rule: RuleFile, catalog: AtlasCatalog) -> dict[str, list[str]]
 
 
 def alert_document(
-    alert: _Open, catalog: AtlasCatalog, engine: str, rule_version: int = 1, created: str | None = None
+    alert: AlertGroup, catalog: AtlasCatalog, engine: str, rule_version: int = 1, created: str | None = None
 ) -> dict[str, Any]:
     """An ECS alert (flat dotted keys; `unflatten` for nested JSON)."""
     rule = alert.match.rule
     level = str(rule.primary.level.name).lower() if rule.primary.level else "medium"
     label = entity_label(alert.match.entity)
-    alert_id = hashlib.sha256(f"{rule.rule_id}|{label}|{alert.first}".encode()).hexdigest()[:32]
+    alert_id = hashlib.sha256(f"{rule.rule_id}|{label}|{alert.bucket_start}".encode()).hexdigest()[:32]
     doc: dict[str, Any] = {
         "@timestamp": alert.last,
         "event.kind": "alert",

@@ -62,13 +62,20 @@ def run_rule(store: EventStore, rule: RuleFile, sql: str | None = None) -> list[
     rows = store.query(sql)
     if rule.is_correlation:
         return [_correlation_match(rule, row) for row in rows]
-    wanted = entity_fields(rule)
+    seen: set[str] = set()  # rows of one multi-valued event share its event.id: one match each
     matches = []
     for row in rows:
-        names = wanted or [next((f for f in DEFAULT_ENTITY_FIELDS if row.get(f) is not None), "")]
-        entity = {name: row.get(name) for name in names if name and row.get(name) is not None}
-        matches.append(Match(rule, [row["event.id"]], row["@timestamp"], row["@timestamp"], entity))
+        if row["event.id"] not in seen:
+            seen.add(row["event.id"])
+            matches.append(single_event_match(rule, row, row["event.id"], row["@timestamp"]))
     return matches
+
+
+def single_event_match(rule: RuleFile, flat: dict[str, Any], event_id: str, timestamp: str) -> Match:
+    """A single-event hit; the entity is the rule's entity fields, else the first known entity field."""
+    names = entity_fields(rule) or [next((f for f in DEFAULT_ENTITY_FIELDS if flat.get(f) is not None), "")]
+    entity = {name: flat.get(name) for name in names if name and flat.get(name) is not None}
+    return Match(rule, [event_id], timestamp, timestamp, entity)
 
 
 def _correlation_match(rule: RuleFile, row: dict[str, Any]) -> Match:

@@ -5,6 +5,12 @@ compares strings case-insensitively; `|cased` compiles to GLOB, which ignores th
 numeric columns are NUMERIC so `|gt` compares numbers, booleans are stored as 1/0 (the SQLite
 backend matches `true` as `'true' OR 1`). A field the registry does not know (e.g. `labels.env`)
 gets a TEXT column the first time it is seen.
+
+Multi-valued fields: Sigma (and Elasticsearch) match a field holding a list when *any* value
+matches. A SQLite cell holds one value, so an event with lists is stored as one row per combination
+of its values (`_variant`), all sharing its `event.id`; matches are folded back per `event.id`, and
+the SQLite backend's correlations count distinct event ids. (A negated condition on a multi-valued
+field can therefore still match through another value, where Elasticsearch would exclude the event.)
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from aisoc.schema import FieldRegistry, load_registry
 TABLE = "logs"
 SOURCE_COLUMN = "_source"
 MAX_DYNAMIC_COLUMNS = 500
+MAX_VARIANTS = 64
 
 
 class StoreError(ValueError):
@@ -80,12 +87,14 @@ class EventStore:
     def _ensure_table(self) -> set[str]:
         existing = {row[1] for row in self.conn.execute(f"PRAGMA table_info({TABLE})")}
         if not existing:
-            cols = [f'{_quote("event.id")} TEXT PRIMARY KEY', f'{_quote("@timestamp")} TEXT']
+            cols = [f'{_quote("event.id")} TEXT NOT NULL', "_variant INTEGER NOT NULL DEFAULT 0",
+                    f'{_quote("@timestamp")} TEXT']
             for f in self.registry.fields.values():
                 if f.name in ("event.id", "@timestamp") or f.type in ("object", "flattened"):
                     continue
                 cols.append(f"{_quote(f.name)} {_column_decl(f.type)}")
             cols.append(f"{_quote(SOURCE_COLUMN)} TEXT NOT NULL")
+            cols.append(f'UNIQUE ({_quote("event.id")}, _variant)')
             self.conn.execute(f"CREATE TABLE {TABLE} ({', '.join(cols)})")
             self.conn.execute(f'CREATE INDEX IF NOT EXISTS logs_ts ON {TABLE} ({_quote("@timestamp")})')
             self.conn.commit()
@@ -101,8 +110,19 @@ class EventStore:
     def ensure_columns(self, names: Iterable[str]) -> None:
         """Make columns exist for fields a query names, so a rule on an unseen field reads NULL."""
         for name in names:
-            if name not in self._columns and name != "rowid":
+            if name not in self._columns and name not in ("rowid", "_variant"):
                 self._add_column(name)
+
+    def rows_for(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """One row per combination of the values of the event's multi-valued fields (capped)."""
+        row = self.row_for(event)
+        lists = {k: v for k, v in flatten_event(event).items() if isinstance(v, list) and len(v) > 1}
+        combos: list[dict[str, Any]] = [{}]
+        for name, values in lists.items():
+            if len(combos) * len(values) > MAX_VARIANTS:
+                break
+            combos = [{**c, name: _cell(v)} for c in combos for v in values]
+        return [{**row, **combo, "_variant": i} for i, combo in enumerate(combos)]
 
     def row_for(self, event: dict[str, Any]) -> dict[str, Any]:
         flat = flatten_event(event)
@@ -122,15 +142,17 @@ class EventStore:
         added = 0
         with self.conn:
             for event in events:
-                row = self.row_for(event)
-                self.ensure_columns(row)
-                names = list(row)
-                sql = (f"INSERT OR IGNORE INTO {TABLE} ({', '.join(_quote(n) for n in names)}) "
-                       f"VALUES ({', '.join('?' for _ in names)})")
-                try:
-                    added += self.conn.execute(sql, [row[n] for n in names]).rowcount
-                except sqlite3.Error as exc:
-                    raise StoreError(f"event {row['event.id']!r}: {exc}") from None
+                for row in self.rows_for(event):
+                    self.ensure_columns(row)
+                    names = list(row)
+                    sql = (f"INSERT OR IGNORE INTO {TABLE} ({', '.join(_quote(n) for n in names)}) "
+                           f"VALUES ({', '.join('?' for _ in names)})")
+                    try:
+                        inserted = self.conn.execute(sql, [row[n] for n in names]).rowcount
+                    except sqlite3.Error as exc:
+                        raise StoreError(f"event {row['event.id']!r}: {exc}") from None
+                    if row["_variant"] == 0:
+                        added += inserted
         return added
 
     def query(self, sql: str) -> list[dict[str, Any]]:
@@ -145,11 +167,11 @@ class EventStore:
         marks = ", ".join("?" for _ in ids)
         rows = self.conn.execute(
             f'SELECT {_quote(SOURCE_COLUMN)} FROM {TABLE} WHERE {_quote("event.id")} IN ({marks}) '
-            f'ORDER BY {_quote("@timestamp")}', ids)
+            f'AND _variant = 0 ORDER BY {_quote("@timestamp")}', ids)
         return [json.loads(r[0]) for r in rows]
 
     def count(self) -> int:
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM {TABLE}").fetchone()[0])
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE _variant = 0").fetchone()[0])
 
     def close(self) -> None:
         self.conn.close()
