@@ -52,6 +52,20 @@ PathsArg = Annotated[
 ]
 
 
+EsUrl = Annotated[str | None, typer.Option("--es", help="Elasticsearch URL. Auth from AISOC_ES_API_KEY or "
+                                                       "AISOC_ES_USERNAME/AISOC_ES_PASSWORD.")]
+CaCerts = Annotated[Path | None, typer.Option("--ca-certs", help="CA bundle to verify the server's TLS certificate.")]
+Insecure = Annotated[bool, typer.Option("--insecure", help="Turn TLS verification OFF (never in production).")]
+
+
+def _es_client(url: str, ca_certs: Path | None, insecure: bool):  # noqa: ANN202 - Elasticsearch, imported lazily
+    from aisoc.es_client import EsConnection, make_client
+
+    if insecure:
+        typer.echo("aisoc: warning: TLS certificate verification is OFF for Elasticsearch", err=True)
+    return make_client(EsConnection.from_env(url, ca_certs=ca_certs, verify_certs=not insecure))
+
+
 def _fail_usage(message: str) -> None:
     typer.echo(f"aisoc: error: {message}", err=True)
     raise typer.Exit(EXIT_USAGE)
@@ -128,8 +142,14 @@ def test_rules(
     paths: PathsArg = None,
     fmt: Annotated[TestFmt, typer.Option("--format", "-f", help="Output format.")] = TestFmt.text,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
+    es: EsUrl = None,
+    ca_certs: CaCerts = None,
+    insecure: Insecure = False,
 ) -> None:
-    """Run every rule's test events on the embedded SQLite engine. Exit 1 if any rule fails."""
+    """Run every rule's test events on the embedded SQLite engine (and on Elasticsearch with --es).
+
+    Exit 1 if any rule fails on any engine.
+    """
     from aisoc import report
     from aisoc.detect.ruletest import test_rule_sqlite
     from aisoc.rules.loader import load_rules
@@ -139,6 +159,10 @@ def test_rules(
         if finding.severity == "error":
             typer.echo(f"{finding.location()}: cannot load: {finding.message}", err=True)
     results = [test_rule_sqlite(rule).to_dict() for rule in rules]
+    if es:
+        from aisoc.detect.es_ruletest import test_rules_elasticsearch
+
+        results += [r.to_dict() for r in test_rules_elasticsearch(_es_client(es, ca_certs, insecure), rules)]
     if fmt is TestFmt.json:
         text = json.dumps({"rules": results, "load_errors": [f.to_dict() for f in findings]}, indent=2)
     elif fmt is TestFmt.junit:
@@ -283,6 +307,143 @@ def detect(
         text = "\n".join(lines)
     _write(text, output)
     store.close()
+
+
+@app.command()
+def deploy(
+    es: EsUrl = None,
+    kibana: Annotated[str | None, typer.Option("--kibana", help="Kibana URL: import the compiled rules.")] = None,
+    rules_path: Annotated[list[Path] | None, typer.Option("--rules", "-r", help="Rule files or dirs.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change, change nothing.")] = False,
+    ca_certs: CaCerts = None,
+    insecure: Insecure = False,
+) -> None:
+    """Install index templates and the ingest pipeline (--es), import detection rules into Kibana (--kibana).
+
+    Idempotent: a second run changes nothing.
+    """
+    if not es and not kibana:
+        _fail_usage("give --es URL, --kibana URL or both")
+    if es:
+        from aisoc.deploy import deploy_elasticsearch
+
+        plan = deploy_elasticsearch(_es_client(es, ca_certs, insecure), dry_run=dry_run)
+        for step in plan.steps:
+            verb = step.action if not dry_run or step.action in ("unchanged", "skipped") else f"would {step.action}"
+            typer.echo(f"{step.kind:20} {step.name:28} {verb}")
+        for note in plan.notes:
+            typer.echo(f"note: {note}")
+    if kibana:
+        import httpx
+
+        from aisoc.atlas.catalog import load_catalog
+        from aisoc.compile.kibana import kibana_ndjson
+        from aisoc.deploy import kibana_import_request
+        from aisoc.rules.loader import load_rules
+
+        chosen = _rule_paths(rules_path)
+        rules, _ = load_rules(chosen)
+        lock = _load_lock(chosen)
+        ndjson, compiled = kibana_ndjson(rules, load_catalog(), {r.rule_id: lock.version(r.rule_id) for r in rules})
+        request = kibana_import_request(kibana, ndjson)
+        exported = sum(1 for c in compiled if c.ok)
+        if dry_run:
+            typer.echo(f"would POST {exported} rule(s) to {request['url']}")
+            return
+        auth = None
+        import os
+
+        if os.environ.get("AISOC_KIBANA_USERNAME"):
+            auth = (os.environ["AISOC_KIBANA_USERNAME"], os.environ.get("AISOC_KIBANA_PASSWORD", ""))
+        headers = dict(request["headers"])
+        if os.environ.get("AISOC_KIBANA_API_KEY"):
+            headers["Authorization"] = f"ApiKey {os.environ['AISOC_KIBANA_API_KEY']}"
+        verify: bool | str = str(ca_certs) if ca_certs else not insecure
+        response = httpx.post(request["url"], params=request["params"], headers=headers, files=request["files"],
+                              auth=auth, verify=verify, timeout=60)
+        if response.status_code >= 400:
+            typer.echo(f"aisoc: Kibana refused the import: HTTP {response.status_code}: {response.text[:500]}",
+                       err=True)
+            raise typer.Exit(EXIT_FINDINGS)
+        typer.echo(f"imported {exported} rule(s) into Kibana: {response.text[:300]}")
+
+
+@app.command()
+def ingest(
+    events: Annotated[list[Path], typer.Argument(help="ECS events, one JSON object per line (NDJSON).")],
+    es: EsUrl = None,
+    namespace: Annotated[str, typer.Option(help="Data stream namespace.")] = "default",
+    dead_letters: Annotated[Path, typer.Option(help="Dead-letter store (SQLite).")] = Path(".aisoc/deadletter.db"),
+    ca_certs: CaCerts = None,
+    insecure: Insecure = False,
+) -> None:
+    """Ship ECS events to Elasticsearch data streams (exactly once per event.id); rejects go to dead letter."""
+    from aisoc.detect.runner import DetectResult, read_ndjson
+    from aisoc.sinks.deadletter import DeadLetterStore
+    from aisoc.sinks.elasticsearch import ElasticsearchSink, SinkUnavailable
+
+    if not es:
+        _fail_usage("give --es URL")
+    store = DeadLetterStore(dead_letters)
+    sink = ElasticsearchSink(_es_client(es, ca_certs, insecure), store, namespace=namespace)
+    totals = DetectResult()
+    for path in events:
+        if not path.exists():
+            _fail_usage(f"no such events file: {path}")
+        good = []
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for number, item in read_ndjson(handle, str(path)):
+                if isinstance(item, dict):
+                    good.append(item)
+                else:
+                    store.add(f"{path}:{number}", item.reason, item.raw)
+                    totals.rejected.append(item)
+        try:
+            result = sink.send(good)
+        except SinkUnavailable as exc:
+            typer.echo(f"aisoc: {exc}; {len(exc.pending)} event(s) not delivered, re-run to retry "
+                       "(redelivery never duplicates)", err=True)
+            raise typer.Exit(EXIT_FINDINGS) from None
+        typer.echo(f"{path}: {result.created} stored, {result.duplicates} already stored, "
+                   f"{result.dead_lettered + len(totals.rejected)} to dead letter ({dead_letters})")
+        totals.rejected.clear()
+
+
+@app.command("run")
+def run_detection(
+    es: EsUrl = None,
+    rules_path: Annotated[list[Path] | None, typer.Option("--rules", "-r", help="Rule files or dirs.")] = None,
+    state: Annotated[Path, typer.Option(help="Where the checkpoint lives.")] = Path(".aisoc/state"),
+    interval: Annotated[int, typer.Option(help="Seconds between runs.")] = 300,
+    lookback: Annotated[int, typer.Option(help="Seconds each run looks back before the checkpoint.")] = 600,
+    once: Annotated[bool, typer.Option("--once", help="Run once and exit.")] = False,
+    ca_certs: CaCerts = None,
+    insecure: Insecure = False,
+) -> None:
+    """Run the rule pack on Elasticsearch on a schedule, writing alerts to logs-aisoc.alerts-default."""
+    import time
+    from datetime import timedelta
+
+    from aisoc.atlas.catalog import load_catalog
+    from aisoc.detect.es_runner import Checkpoint, ElasticsearchRunner
+    from aisoc.rules.loader import load_rules
+
+    if not es:
+        _fail_usage("give --es URL")
+    chosen = _rule_paths(rules_path)
+    rules, _ = load_rules(chosen)
+    runner = ElasticsearchRunner(_es_client(es, ca_certs, insecure), rules, load_catalog(),
+                                 Checkpoint(state / "es-runner.json"), _load_lock(chosen),
+                                 lookback=timedelta(seconds=lookback))
+    while True:
+        report = runner.run_once()
+        typer.echo(json.dumps({"start": report.start, "end": report.end, "created": report.alerts_created,
+                               "updated": report.alerts_updated, "unchanged": report.alerts_unchanged,
+                               "rule_errors": report.rule_errors}), nl=True)
+        sys.stdout.flush()
+        if once:
+            return
+        time.sleep(interval)
 
 
 @app.command()

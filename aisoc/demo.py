@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from aisoc.atlas.catalog import AtlasCatalog
+from aisoc.detect.ruletest import lay_out_scenarios
 from aisoc.detect.runner import DetectResult, detect
 from aisoc.detect.store import EventStore
 from aisoc.rules.loader import RuleFile
-from aisoc.rules.model import normalize_timestamp
-
-GAP = timedelta(days=2)  # longer than any rule's window, so scenarios cannot see each other
 
 
 @dataclass
@@ -56,30 +53,6 @@ class DemoReport:
         return [s for s in self.scenarios if not s.attack and s.raised_by - {s.rule.title}]
 
 
-def _shift(event: dict[str, Any], offset: timedelta) -> dict[str, Any]:
-    when = datetime.fromisoformat(str(event["@timestamp"]).replace("Z", "+00:00")) + offset
-    return {**event, "@timestamp": normalize_timestamp(when)}
-
-
-def _when(event: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(event["@timestamp"]).replace("Z", "+00:00"))
-
-
-def lay_out_scenarios(rules: list[RuleFile]) -> list[tuple[RuleFile, str, bool, list[dict[str, Any]]]]:
-    """Every test case of every rule on one timeline, each starting GAP after the previous one ended."""
-    laid_out: list[tuple[RuleFile, str, bool, list[dict[str, Any]]]] = []
-    cursor: datetime | None = None
-    for rule in rules:
-        for index, case in enumerate(rule.meta.tests):
-            events = case.expanded_events(rule.rule_id, index)
-            start = min(_when(e) for e in events)
-            offset = (cursor - start) if cursor else timedelta(0)
-            shifted = [_shift(e, offset) for e in events]
-            laid_out.append((rule, case.name, case.expect == "match", shifted))
-            cursor = max(_when(e) for e in shifted) + GAP
-    return laid_out
-
-
 def run_demo(
     rules: list[RuleFile],
     catalog: AtlasCatalog,
@@ -87,9 +60,10 @@ def run_demo(
 ) -> DemoReport:
     store = EventStore(":memory:")
     scenarios: list[Scenario] = []
-    for rule, name, attack, events in lay_out_scenarios(rules):
+    for rule, index, events in lay_out_scenarios(rules):
+        case = rule.meta.tests[index]
         store.insert(events)
-        scenarios.append(Scenario(rule, name, attack, {e["event.id"] for e in events}))
+        scenarios.append(Scenario(rule, case.name, case.expect == "match", {e["event.id"] for e in events}))
     progress(f"{store.count()} events from {len(scenarios)} scenarios loaded; running {len(rules)} rules")
     result = detect(store, rules, catalog)
     owner_of = {eid: s for s in scenarios for eid in s.event_ids}

@@ -94,20 +94,22 @@ def deploy_elasticsearch(client: Elasticsearch, dry_run: bool = False) -> Deploy
         client.cluster.put_component_template(name=COMPONENT_TEMPLATE, **body)
 
     pipeline = _stamped(ingest_pipeline())
-    try:
-        existing_pipeline = client.ingest.get_pipeline(id=PIPELINE)[PIPELINE]
-        action = "unchanged" if _same(existing_pipeline, pipeline) else "update"
-    except NotFoundError:
-        action = "create"
     pipeline_ok = True
-    if action != "unchanged" and not dry_run:
+    try:  # simulate first: a cluster without the ingest processors cannot run the pipeline at all
+        client.ingest.simulate(pipeline={"processors": pipeline["processors"]}, docs=[{"_source": {}}])
+    except BadRequestError as exc:
+        pipeline_ok = False
+        action = "skipped"
+        plan.notes.append(f"ingest pipeline not installed ({exc.message}): the cluster lacks the ingest "
+                          "processors; aisoc's sink stamps event.ingested itself")
+    if pipeline_ok:
         try:
+            existing_pipeline = client.ingest.get_pipeline(id=PIPELINE)[PIPELINE]
+            action = "unchanged" if _same(existing_pipeline, pipeline) else "update"
+        except NotFoundError:
+            action = "create"
+        if action != "unchanged" and not dry_run:
             client.ingest.put_pipeline(id=PIPELINE, **pipeline)
-        except BadRequestError as exc:
-            pipeline_ok = False
-            action = "skipped"
-            plan.notes.append(f"ingest pipeline not installed ({exc.message}): the cluster lacks the ingest "
-                              "processors; aisoc's sink stamps event.ingested itself")
     plan.steps.append(DeployStep("ingest_pipeline", PIPELINE, action))
 
     for name, template in index_templates().items():

@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from aisoc.detect.engine import run_rule
 from aisoc.detect.store import EventStore, StoreError
 from aisoc.rules.loader import RuleFile
+from aisoc.rules.model import normalize_timestamp
 
 MIN_CASES = 3
+GAP = timedelta(days=2)  # longer than any rule's window, so scenarios on one timeline cannot see each other
+
+
+def _when(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(event["@timestamp"]).replace("Z", "+00:00"))
+
+
+def _shift(event: dict[str, Any], offset: timedelta) -> dict[str, Any]:
+    return {**event, "@timestamp": normalize_timestamp(_when(event) + offset)}
+
+
+def lay_out_scenarios(rules: list[RuleFile]) -> list[tuple[RuleFile, int, list[dict[str, Any]]]]:
+    """Every test case of every rule on one timeline, each starting GAP after the previous one ended.
+
+    Returns (rule, case index, shifted events). Used where one store holds all cases at once: the
+    demo and the Elasticsearch test run.
+    """
+    laid_out: list[tuple[RuleFile, int, list[dict[str, Any]]]] = []
+    cursor: datetime | None = None
+    for rule in rules:
+        for index, case in enumerate(rule.meta.tests):
+            events = case.expanded_events(rule.rule_id, index)
+            start = min(_when(e) for e in events)
+            offset = (cursor - start) if cursor else timedelta(0)
+            shifted = [_shift(e, offset) for e in events]
+            laid_out.append((rule, index, shifted))
+            cursor = max(_when(e) for e in shifted) + GAP
+    return laid_out
 
 
 @dataclass
@@ -70,28 +100,38 @@ def test_rule_sqlite(rule: RuleFile, sql: str | None = None) -> RuleTestResult:
             result.error = str(exc)
             return result
     for index, case in enumerate(rule.meta.tests):
-        if case.expect == "match":
-            result.positives += 1
-        else:
-            result.negatives += 1
         events = case.expanded_events(rule.rule_id, index)
         store = EventStore(":memory:")
         try:
             store.insert(events)
-            matches = run_rule(store, rule, sql)
+            matched = sorted({eid for m in run_rule(store, rule, sql) for eid in m.event_ids})
         except StoreError as exc:
+            _count(result, case.expect)
             result.cases.append(CaseResult(case.name, case.expect, False, [], f"bad test event: {exc}"))
             continue
         finally:
             store.close()
-        matched = sorted({eid for m in matches for eid in m.event_ids})
-        if case.expect == "match":
-            ok = bool(matches)
-            detail = "" if ok else "expected the rule to fire, it did not"
-            offending = None if ok else events[0]
-        else:
-            ok = not matches
-            detail = "" if ok else f"expected no alert, the rule fired on {len(matched)} event(s)"
-            offending = None if ok else next((e for e in events if e["event.id"] in matched), events[0])
-        result.cases.append(CaseResult(case.name, case.expect, ok, matched, detail, offending))
+        record_case(result, case.name, case.expect, events, matched)
     return result
+
+
+def _count(result: RuleTestResult, expect: str) -> None:
+    if expect == "match":
+        result.positives += 1
+    else:
+        result.negatives += 1
+
+
+def record_case(result: RuleTestResult, name: str, expect: str, events: list[dict[str, Any]],
+                matched: list[str]) -> None:
+    """Judge one case by the event ids the engine matched, and add it to the rule's result."""
+    _count(result, expect)
+    if expect == "match":
+        ok = bool(matched)
+        detail = "" if ok else "expected the rule to fire, it did not"
+        offending = None if ok else events[0]
+    else:
+        ok = not matched
+        detail = "" if ok else f"expected no alert, the rule fired on {len(matched)} event(s)"
+        offending = None if ok else next((e for e in events if e["event.id"] in matched), events[0])
+    result.cases.append(CaseResult(name, expect, ok, matched, detail, offending))
