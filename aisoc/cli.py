@@ -417,10 +417,12 @@ def run_detection(
     interval: Annotated[int, typer.Option(help="Seconds between runs.")] = 300,
     lookback: Annotated[int, typer.Option(help="Seconds each run looks back before the checkpoint.")] = 600,
     once: Annotated[bool, typer.Option("--once", help="Run once and exit.")] = False,
+    source_namespace: Annotated[str, typer.Option(help="Data stream namespace(s) to read events from.")] = "*",
+    alerts_namespace: Annotated[str, typer.Option(help="Namespace of the alerts data stream.")] = "default",
     ca_certs: CaCerts = None,
     insecure: Insecure = False,
 ) -> None:
-    """Run the rule pack on Elasticsearch on a schedule, writing alerts to logs-aisoc.alerts-default."""
+    """Run the rule pack on Elasticsearch on a schedule, writing alerts to logs-aisoc.alerts-<namespace>."""
     import time
     from datetime import timedelta
 
@@ -434,6 +436,7 @@ def run_detection(
     rules, _ = load_rules(chosen)
     runner = ElasticsearchRunner(_es_client(es, ca_certs, insecure), rules, load_catalog(),
                                  Checkpoint(state / "es-runner.json"), _load_lock(chosen),
+                                 namespace=alerts_namespace, source_namespace=source_namespace,
                                  lookback=timedelta(seconds=lookback))
     while True:
         report = runner.run_once()

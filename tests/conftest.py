@@ -33,3 +33,12 @@ def rule_tree(tmp_path: Path) -> Path:
     root = tmp_path / "rules"
     shutil.copytree(FIXTURE_RULES, root)
     return root
+
+
+@pytest.fixture(scope="session")
+def es_url():
+    """A real Elasticsearch for the session: $AISOC_TEST_ES_URL if set, else a node started here."""
+    from aisoc.testing.es_node import session_es_url
+
+    with session_es_url() as (url, _node):
+        yield url

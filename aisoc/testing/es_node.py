@@ -60,6 +60,7 @@ OPTIONAL_SETTINGS: dict[str, str] = {
 }
 
 _UNKNOWN_SETTING = re.compile(r"unknown setting \[([^\]]+)\]")
+_FATAL_LINE = re.compile(r"fatal exception|unknown setting|BindException|Address already in use|^ERROR:|Error:")
 _PORT_IN_USE = re.compile(r"BindException|Address already in use|BindTransportException|BindHttpException")
 
 
@@ -566,6 +567,18 @@ class ElasticsearchNode:
             return "(no console output)"
         return _tail(console.read_text(errors="replace"), lines)
 
+    def _failure_report(self) -> str:
+        """The likely cause (fatal lines) plus the console tail, for start errors."""
+        console = self._dir("console.log")
+        text = console.read_text(errors="replace") if console.is_file() else ""
+        causes: list[str] = []
+        for line in text.splitlines():
+            line = line.strip()
+            if _FATAL_LINE.search(line) and line not in causes:
+                causes.append(line if len(line) <= 500 else line[:500] + " ...")
+        summary = "\n".join(causes[:6]) or "(no fatal line found)"
+        return f"Likely cause:\n{summary}\nConsole tail:\n{_tail(text, 25)}"
+
     def detach(self) -> dict[str, object]:
         """Leave the node running after this Python process exits; returns its state for `stop_detached`."""
         if self._proc is None:
@@ -691,8 +704,8 @@ class ElasticsearchNode:
                 if rc is not None:
                     self._stop_process(graceful=False)
                     raise EsNodeError(
-                        f"Elasticsearch {self.version} exited with code {rc} before becoming ready "
-                        f"(console: {console_path}). Console tail:\n{self.log_tail()}"
+                        f"Elasticsearch {self.version} ({self._home}, JDK {self.java_home}) exited with code "
+                        f"{rc} before becoming ready.\n{self._failure_report()}"
                     )
                 try:
                     resp = client.get(
@@ -707,7 +720,7 @@ class ElasticsearchNode:
                     self._stop_process(graceful=False)
                     raise EsNodeError(
                         f"Elasticsearch {self.version} not ready within {self.startup_timeout:.0f} s at "
-                        f"{self.url}. Console tail:\n{self.log_tail()}"
+                        f"{self.url}.\n{self._failure_report()}"
                     )
                 time.sleep(0.25)
 
