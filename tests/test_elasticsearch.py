@@ -28,7 +28,7 @@ from aisoc.rules.loader import load_rule_file, load_rules
 from aisoc.rules.model import normalize_timestamp
 from aisoc.schema.templates import COMPONENT_TEMPLATE
 from aisoc.sinks.deadletter import DeadLetterStore
-from aisoc.sinks.elasticsearch import ElasticsearchSink, SinkUnavailable
+from aisoc.sinks.elasticsearch import ElasticsearchSink, SinkUnavailable, field_value
 from aisoc.testing.es_node import ElasticsearchNode
 from tests.conftest import CORRELATION_RULE, FIXTURE_RULES, REPO, SHARED, SINGLE_RULE
 
@@ -114,7 +114,7 @@ def test_sink_stores_each_event_once_and_dead_letters_what_it_cannot_store(es: E
     again = sink.send(good)  # a redelivery, as after a crash before the acknowledgement
     assert (again.created, again.duplicates) == (0, 20)
     assert _count(es, f"logs-aisoc.*-{ns}") == 20
-    reasons = {json.loads(d.raw).get("event.id"): d.reason for d in dead.list()}
+    reasons = {field_value(json.loads(d.raw), "event.id"): d.reason for d in dead.list()}
     assert "aisoc.signal.value" in reasons["bad-type"] and "parse" in reasons["bad-type"]
     assert "over the 65536 cap" in reasons["too-big"]
     assert "no event.id" in reasons[None]

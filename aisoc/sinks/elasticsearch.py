@@ -48,14 +48,31 @@ class SinkResult:
     reasons: list[str] = field(default_factory=list)
 
 
+def field_value(event: dict[str, Any], name: str) -> Any:
+    """A field of an event written nested (`{"event": {"id": ..}}`), dotted (`{"event.id": ..}`) or mixed."""
+    if name in event:
+        return event[name]
+    head, _, rest = name.partition(".")
+    node = event.get(head)
+    if isinstance(node, dict) and rest:
+        return field_value(node, rest)
+    for key, value in event.items():  # mixed forms such as {"event": {...}, "aisoc.llm.cost": 1}
+        if name.startswith(key + ".") and isinstance(value, dict):
+            return field_value(value, name[len(key) + 1:])
+    return None
+
+
 def data_stream_for(event: dict[str, Any], namespace: str = "default") -> str:
     """`logs-aisoc.<dataset>-<namespace>` from event.kind / event.dataset / aisoc.layer."""
-    flat = flatten_event(event)
-    if flat.get("event.kind") == "alert":
+    if field_value(event, "event.kind") == "alert":
         return f"logs-aisoc.alerts-{namespace}"
-    dataset = str(flat.get("event.dataset") or "")
-    layer = dataset.removeprefix("aisoc.") if dataset.startswith("aisoc.") else str(flat.get("aisoc.layer") or "")
+    dataset = str(field_value(event, "event.dataset") or "")
+    if dataset.startswith("aisoc."):
+        layer = dataset.removeprefix("aisoc.")
+    else:
+        layer = str(field_value(event, "aisoc.layer") or "")
     if layer not in LAYERS:
+        flat = flatten_event(event)
         layer = "inference" if any(k.startswith(("gen_ai.", "aisoc.llm.", "aisoc.inference.")) for k in flat) else ""
     return f"logs-aisoc.{layer or 'unknown'}-{namespace}"
 
@@ -96,10 +113,13 @@ class ElasticsearchSink:
         self.refresh = refresh
         self._sleep = sleep
 
-    def _document(self, event: dict[str, Any]) -> dict[str, Any]:
-        doc = unflatten(flatten_event(event))
-        doc.setdefault("event", {}).setdefault("ingested", datetime.now(UTC).isoformat(timespec="milliseconds"))
-        return doc
+    def _serialize(self, event: dict[str, Any], ingested: str) -> str:
+        """The document as Elasticsearch stores it: nested ECS JSON with event.ingested stamped."""
+        doc = unflatten(flatten_event(event)) if any("." in key for key in event) else dict(event)
+        section = dict(doc.get("event") or {})
+        section.setdefault("ingested", ingested)
+        doc["event"] = section
+        return json.dumps(doc, default=str, ensure_ascii=False)
 
     def _backoff(self, attempt: int) -> float:
         return min(self.backoff_max, self.backoff_initial * 2**attempt) * (0.5 + random.random() / 2)  # noqa: S311
@@ -111,25 +131,26 @@ class ElasticsearchSink:
         return result
 
     def _send_batch(self, batch: list[dict[str, Any]], result: SinkResult) -> None:
-        pending: list[tuple[dict[str, Any], str, str]] = []  # (event, index, id)
+        pending: list[tuple[dict[str, Any], str, str, str]] = []  # (event, index, id, serialized doc)
+        ingested = datetime.now(UTC).isoformat(timespec="milliseconds")
         for event in batch:
-            flat = flatten_event(event)
-            event_id = flat.get("event.id")
-            raw = json.dumps(event, default=str)
+            event_id = field_value(event, "event.id")
+            doc = self._serialize(event, ingested)
+            size = len(doc.encode("utf-8"))
             if not event_id:
-                self._dead(result, "event has no event.id", raw)
-            elif len(raw.encode()) > self.max_event_bytes:
-                self._dead(result, f"event is {len(raw.encode())} bytes, over the {self.max_event_bytes} cap", raw)
+                self._dead(result, "event has no event.id", doc)
+            elif size > self.max_event_bytes:
+                self._dead(result, f"event is {size} bytes, over the {self.max_event_bytes} cap", doc)
             else:
-                pending.append((event, data_stream_for(event, self.namespace), str(event_id)))
+                pending.append((event, data_stream_for(event, self.namespace), str(event_id), doc))
         attempt = 0
         while pending:
-            operations: list[dict[str, Any]] = []
-            for event, index, event_id in pending:
-                operations.append({"create": {"_index": index, "_id": event_id}})
-                operations.append(self._document(event))
+            lines: list[str] = []
+            for _, index, event_id, doc in pending:
+                lines.append(json.dumps({"create": {"_index": index, "_id": event_id}}))
+                lines.append(doc)
             try:
-                response = self.client.bulk(operations=operations, refresh=self.refresh)
+                response = self.client.bulk(operations="\n".join(lines) + "\n", refresh=self.refresh)
             except (EsConnectionError, ConnectionTimeout) as exc:
                 pending = self._retry_or_raise(pending, attempt, f"connection failed: {exc}", result)
                 attempt += 1
@@ -140,8 +161,8 @@ class ElasticsearchSink:
                     attempt += 1
                     continue
                 raise
-            retry: list[tuple[dict[str, Any], str, str]] = []
-            for (event, index, event_id), item in zip(pending, response["items"], strict=True):
+            retry: list[tuple[dict[str, Any], str, str, str]] = []
+            for (event, index, event_id, doc), item in zip(pending, response["items"], strict=True):
                 outcome = item["create"]
                 status = int(outcome.get("status", 0))
                 if status in (200, 201):
@@ -149,22 +170,22 @@ class ElasticsearchSink:
                 elif status == 409:
                     result.duplicates += 1
                 elif status in RETRYABLE_STATUS:
-                    retry.append((event, index, event_id))
+                    retry.append((event, index, event_id, doc))
                 else:
                     error = outcome.get("error") or {}
                     reason = f"{index}: {error.get('type', status)}: {error.get('reason', '')}".strip()
-                    self._dead(result, reason, json.dumps(event, default=str))
+                    self._dead(result, reason, doc)
             pending = retry
             if pending:
                 pending = self._retry_or_raise(pending, attempt, "items rejected with 429/5xx", result)
                 attempt += 1
 
     def _retry_or_raise(
-        self, pending: list[tuple[dict[str, Any], str, str]], attempt: int, why: str, result: SinkResult
-    ) -> list[tuple[dict[str, Any], str, str]]:
+        self, pending: list[tuple[dict[str, Any], str, str, str]], attempt: int, why: str, result: SinkResult
+    ) -> list[tuple[dict[str, Any], str, str, str]]:
         if attempt >= self.max_retries:
             raise SinkUnavailable(f"Elasticsearch unavailable after {attempt} retries ({why})",
-                                  [event for event, _, _ in pending])
+                                  [event for event, _, _, _ in pending])
         result.retries += 1
         self._sleep(self._backoff(attempt))
         return pending
