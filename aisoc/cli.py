@@ -290,7 +290,7 @@ def detect(
         load_events(store, path, result)
     run_detect(store, rules, load_catalog(), _load_lock(chosen), result=result)
     for rejected in result.rejected:
-        typer.echo(f"{rejected.source}:{rejected.line}: rejected: {rejected.reason}", err=True)
+        typer.echo(f"{rejected.source}: rejected: {rejected.reason}", err=True)
     for rule_id, error in result.rule_errors.items():
         typer.echo(f"rule {rule_id}: not run: {error}", err=True)
     if fmt is CoverageFmt.json:
@@ -392,11 +392,11 @@ def ingest(
             _fail_usage(f"no such events file: {path}")
         good = []
         with open(path, encoding="utf-8", errors="replace") as handle:
-            for number, item in read_ndjson(handle, str(path)):
+            for _number, item in read_ndjson(handle, str(path)):
                 if isinstance(item, dict):
                     good.append(item)
                 else:
-                    store.add(f"{path}:{number}", item.reason, item.raw)
+                    store.add(item.source, item.reason, item.raw)
                     totals.rejected.append(item)
         try:
             result = sink.send(good)

@@ -13,20 +13,11 @@ from aisoc.atlas.catalog import AtlasCatalog
 from aisoc.detect.alerts import DEFAULT_SUPPRESSION, alert_document, suppress
 from aisoc.detect.engine import Match, run_rule
 from aisoc.detect.store import EventStore, StoreError
+from aisoc.records import Rejected
 from aisoc.rules.loader import RuleFile
 from aisoc.rules.lock import VersionLock
 
 MAX_LINE_BYTES = 1024 * 1024
-
-
-@dataclass
-class Rejected:
-    """An input record that could not become an event: where it was, why, and its raw text."""
-
-    source: str
-    line: int
-    reason: str
-    raw: str
 
 
 @dataclass
@@ -38,19 +29,21 @@ class DetectResult:
 
 
 def read_ndjson(handle: TextIO, source: str) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
+    """Each line's JSON object, or a Rejected naming `source:line` and what is wrong with it."""
     for number, line in enumerate(handle, start=1):
+        where = f"{source}:{number}"
         if not line.strip():
             continue
         if len(line) > MAX_LINE_BYTES:
-            yield number, Rejected(source, number, f"line longer than {MAX_LINE_BYTES} bytes", line[:1024])
+            yield number, Rejected(where, f"line longer than {MAX_LINE_BYTES} bytes", line[:1024], number)
             continue
         try:
             event = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, Rejected(source, number, f"not JSON: {exc.msg} at column {exc.colno}", line.rstrip())
+            yield number, Rejected(where, f"not JSON: {exc.msg} at column {exc.colno}", line.rstrip(), number)
             continue
         if not isinstance(event, dict):
-            yield number, Rejected(source, number, "a JSON object per line is expected", line.rstrip())
+            yield number, Rejected(where, "a JSON object per line is expected", line.rstrip(), number)
             continue
         yield number, event
 
@@ -64,7 +57,7 @@ def load_events(store: EventStore, path: Path, result: DetectResult) -> None:
             try:
                 result.events_loaded += store.insert([item])
             except StoreError as exc:
-                result.rejected.append(Rejected(str(path), number, str(exc), json.dumps(item)[:4096]))
+                result.rejected.append(Rejected(f"{path}:{number}", str(exc), json.dumps(item)[:4096], number))
 
 
 def detect(
