@@ -22,8 +22,14 @@ app = typer.Typer(
 )
 atlas_app = typer.Typer(help="The shipped MITRE ATLAS catalog.", no_args_is_help=True)
 schema_app = typer.Typer(help="The field registry and what is generated from it.", no_args_is_help=True)
+config_app = typer.Typer(help="The service configuration (aisoc.yml).", no_args_is_help=True)
+deadletter_app = typer.Typer(help="Records aisoc could not take, with the reason and the raw bytes.",
+                             no_args_is_help=True)
 app.add_typer(atlas_app, name="atlas")
 app.add_typer(schema_app, name="schema")
+app.add_typer(config_app, name="config")
+app.add_typer(deadletter_app, name="deadletter")
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="aisoc.yml (default: embedded defaults).")]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 
@@ -541,6 +547,88 @@ def schema_templates() -> None:
     body = {"component_templates": {COMPONENT_TEMPLATE: component_template()},
             "index_templates": index_templates()}
     _write(json.dumps(body, indent=2, sort_keys=True), None)
+
+
+def _config(path: Path | None):  # noqa: ANN202 - AisocConfig, imported lazily
+    from aisoc.config import ConfigError, load_config
+
+    if path is not None and not path.exists():
+        _fail_usage(f"no such config file: {path}")
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(f"aisoc: config: {problem}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@config_app.command("check")
+def config_check(config: Annotated[Path, typer.Argument(help="The aisoc.yml to check.")]) -> None:
+    """Validate a configuration; every problem is named with its path and line."""
+    loaded = _config(config)
+    sources = ", ".join(sorted(loaded.receiver.sources)) or "none"
+    store = "Elasticsearch + " if loaded.sinks.elasticsearch else ""
+    typer.echo(f"{config}: OK (data in {loaded.data_dir}; sinks: {store}"
+               f"{'embedded SQLite' if loaded.sinks.sqlite else ''}; receiver sources: {sources})")
+
+
+@app.command()
+def serve(config: ConfigOpt = None) -> None:
+    """Run the forwarder: receiver, durable spool, sinks, detection, alert outputs. SIGTERM drains and stops."""
+    from aisoc.service.app import Service, configure_logging
+
+    configure_logging()
+    Service(_config(config)).run_forever()
+
+
+def _dead_letters(config: Path | None):  # noqa: ANN202
+    from aisoc.sinks.deadletter import DeadLetterStore
+
+    return DeadLetterStore(_config(config).data_dir / "deadletter.db")
+
+
+@deadletter_app.command("list")
+def deadletter_list(config: ConfigOpt = None, limit: int = 50) -> None:
+    """Dead letters, oldest first: id, when, where from, why."""
+    store = _dead_letters(config)
+    rows = store.list(limit)
+    for row in rows:
+        typer.echo(f"{row.id:6}  {row.at}  {row.source}  {row.reason[:160]}")
+    typer.echo(f"{store.count()} dead letter(s)")
+
+
+@deadletter_app.command("show")
+def deadletter_show(record: int, config: ConfigOpt = None) -> None:
+    """One dead letter with its raw bytes."""
+    found = next((r for r in _dead_letters(config).list(10**9) if r.id == record), None)
+    if found is None:
+        _fail_usage(f"no dead letter {record}")
+    typer.echo(json.dumps({"id": found.id, "at": found.at, "source": found.source, "reason": found.reason,
+                           "raw": found.raw.decode("utf-8", "replace")}, indent=2))
+
+
+@deadletter_app.command("replay")
+def deadletter_replay(
+    url: Annotated[str, typer.Option(help="Receiver endpoint, e.g. http://127.0.0.1:8787/ingest/events")],
+    token_env: Annotated[str, typer.Option(help="Env var holding the receiver's bearer token.")] = "AISOC_TOKEN",
+    config: ConfigOpt = None,
+) -> None:
+    """Send dead letters back through the receiver (after fixing the cause); accepted ones are removed."""
+    import os
+
+    import httpx
+
+    store = _dead_letters(config)
+    token = os.environ.get(token_env, "")
+    done, failed = [], 0
+    for row in store.list(10**6):
+        response = httpx.post(url, content=row.raw, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        if response.status_code == 202 and response.json().get("rejected") == 0:
+            done.append(row.id)
+        else:
+            failed += 1
+    store.remove(done)
+    typer.echo(f"{len(done)} replayed and removed, {failed} still rejected")
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ import functools
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ class EventStore:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False)  # callers serialize access
         self.conn.create_function("REGEXP", 2, _regexp, deterministic=True)
         self.conn.execute("PRAGMA journal_mode=WAL" if self.path != ":memory:" else "PRAGMA journal_mode=MEMORY")
         self._columns = self._ensure_table()
@@ -111,6 +112,8 @@ class EventStore:
         """Make columns exist for fields a query names, so a rule on an unseen field reads NULL."""
         for name in names:
             if name not in self._columns and name not in ("rowid", "_variant"):
+                if self.conn.execute("SELECT 1 FROM sqlite_temp_master WHERE name = ?", (TABLE,)).fetchone():
+                    raise StoreError(f"cannot add column {name!r} inside a time window; call ensure_columns first")
                 self._add_column(name)
 
     def rows_for(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -154,6 +157,24 @@ class EventStore:
                     if row["_variant"] == 0:
                         added += inserted
         return added
+
+    @contextmanager
+    def window(self, since: str | None) -> Iterator[None]:
+        """Within the block, queries on `logs` see only events at or after `since`.
+
+        A TEMP view named `logs` shadows the table (SQLite resolves the temp schema first), so
+        compiled rules run unchanged over a time window.
+        """
+        if since is None:
+            yield
+            return
+        bound = normalize_timestamp(since)  # a canonical timestamp: safe to inline (views take no parameters)
+        self.conn.execute(f"CREATE TEMP VIEW {TABLE} AS SELECT * FROM main.{TABLE} "
+                          f"WHERE {_quote('@timestamp')} >= '{bound}'")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"DROP VIEW IF EXISTS temp.{TABLE}")
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         cursor = self.conn.execute(sql)

@@ -1,0 +1,1 @@
+"""`aisoc serve`: the forwarder service (receiver -> spool -> sinks -> detection -> outputs)."""

@@ -1,0 +1,80 @@
+"""Turn a pushed HTTP body into events, per source kind. Each parser returns events and Rejected
+records; it never raises on bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aisoc.records import Rejected
+from aisoc.rules.model import flatten_event, normalize_timestamp
+
+Parsed = list[dict[str, Any] | Rejected]
+Parser = Callable[[Mapping[str, str], bytes, str], Parsed]
+
+
+def parse_ndjson(headers: Mapping[str, str], body: bytes, source: str) -> Parsed:
+    """ECS events, one JSON object per line (or one JSON array). An event without `event.id` gets one
+    derived from its content, so a redelivered event keeps its id."""
+    out: Parsed = []
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [Rejected(source, f"body is not UTF-8 (byte {exc.start})", body)]
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            return [Rejected(source, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", body)]
+        lines = [(i + 1, item) for i, item in enumerate(items)]
+    else:
+        lines = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                lines.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                out.append(Rejected(f"{source}:{number}", f"not JSON: {exc.msg} at column {exc.colno}", line, number))
+    for number, item in lines:
+        where = f"{source}:{number}"
+        if not isinstance(item, dict):
+            out.append(Rejected(where, "each record must be a JSON object", json.dumps(item), number))
+            continue
+        flat = flatten_event(item)
+        try:
+            timestamp = normalize_timestamp(flat.get("@timestamp")) if flat.get("@timestamp") else None
+        except (TypeError, ValueError):
+            timestamp = None
+        if timestamp is None:
+            out.append(Rejected(where, "event has no valid '@timestamp' (ISO-8601)", json.dumps(item), number))
+            continue
+        if not flat.get("event.id"):
+            canonical = json.dumps(item, sort_keys=True, ensure_ascii=False, default=str)
+            item = {**item, "event.id": hashlib.sha256(f"{source}|{canonical}".encode()).hexdigest()[:40]}
+        out.append(item)
+    return out
+
+
+def _collector_parser(kind: str) -> Parser:
+    """Parsers of the collectors' own push formats, imported when first used."""
+    if kind == "litellm":
+        from aisoc.collectors import llm_gateway
+
+        return lambda headers, body, source: llm_gateway.parse_push(headers, body)
+    if kind == "kserve":
+        from aisoc.collectors import kserve
+
+        return lambda headers, body, source: kserve.parse_http(headers, body)
+    if kind == "mlflow_webhook":
+        from aisoc.collectors import mlflow
+
+        return lambda headers, body, source: mlflow.parse_webhook(headers, body)
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+def parser_for(kind: str) -> Parser:
+    return parse_ndjson if kind == "ndjson" else _collector_parser(kind)

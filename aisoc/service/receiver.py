@@ -1,0 +1,173 @@
+"""The HTTP receiver: authenticated push endpoints, health, readiness and Prometheus metrics.
+
+POST /ingest/<source>   body per the source's kind; 202 only after the events are in the spool
+GET  /healthz           the process is alive
+GET  /readyz            the spool accepts events (503 when full)
+GET  /metrics           Prometheus exposition
+
+Every source authenticates (bearer token or HMAC-SHA256 of the body, compared in constant time);
+bodies are capped (413 before reading); slow clients hit the socket timeout; bad records go to the
+dead-letter store and never block the good ones of the same batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from aisoc.config import PushSource, ReceiverConfig
+from aisoc.records import Rejected
+from aisoc.service.metrics import ServiceMetrics
+from aisoc.service.parsers import parser_for
+from aisoc.sinks.deadletter import DeadLetterStore
+from aisoc.spool import Spool, SpoolFull
+
+log = structlog.get_logger("aisoc.receiver")
+RETRY_AFTER_SECONDS = 5
+
+Transform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
+def authenticate(source: PushSource, headers: Any, body: bytes) -> bool:
+    auth = source.auth
+    if auth.token:
+        given = headers.get("Authorization", "")
+        expected = f"Bearer {auth.token}"
+        if hmac.compare_digest(given.encode(), expected.encode()):
+            return True
+    if auth.hmac_secret:
+        given = headers.get(auth.hmac_header, "")
+        digest = hmac.new(auth.hmac_secret.encode(), body, hashlib.sha256).hexdigest()
+        if hmac.compare_digest(given.encode(), f"sha256={digest}".encode()):
+            return True
+    return False
+
+
+class Receiver:
+    def __init__(self, config: ReceiverConfig, spool: Spool, dead_letters: DeadLetterStore,
+                 metrics: ServiceMetrics, transform: Transform | None = None) -> None:
+        self.config = config
+        self.spool = spool
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        self.transform = transform or (lambda events: events)
+        self._transform_lock = threading.Lock()
+        self.server = ThreadingHTTPServer((config.host, config.port), self._handler_class())
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting; requests already being handled finish (their batches reach the spool)."""
+        self.server.shutdown()
+        self.server.server_close()
+
+    def ingest(self, name: str, source: PushSource, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
+        """Parse, dead-letter the bad records, spool the good ones. Returns (HTTP status, JSON reply)."""
+        parsed = parser_for(source.kind)(headers, body, f"receiver:{name}")
+        events = [p for p in parsed if isinstance(p, dict)]
+        rejected = [p for p in parsed if isinstance(p, Rejected)]
+        for record in rejected:
+            self.dead_letters.add(record.source, record.reason, record.raw)
+        self.metrics.dead_letters.labels(source=name).inc(len(rejected))
+        if events:
+            with self._transform_lock:
+                events = self.transform(events)
+            try:
+                self.spool.append(name, events)
+            except SpoolFull:
+                self.metrics.backpressure.labels(source=name).inc()
+                return 503, {"error": "spool full, retry later", "retry_after": RETRY_AFTER_SECONDS}
+            self.metrics.events_in.labels(source=name).inc(len(events))
+            self.metrics.spool_depth.set(self.spool.depth())
+        status = 202 if events or not rejected else 400
+        return status, {"accepted": len(events), "rejected": len(rejected),
+                        "reasons": sorted({r.reason for r in rejected})[:5]}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "aisoc"
+            sys_version = ""
+            timeout = receiver.config.request_timeout_seconds
+
+            def log_message(self, fmt: str, *args: Any) -> None:  # route through structlog, no secrets
+                log.debug("http", client=self.client_address[0], request=self.requestline)
+
+            def _reply(self, status: int, payload: dict[str, Any] | bytes, content_type: str = "application/json",
+                       extra: dict[str, str] | None = None) -> None:
+                body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in (extra or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path == "/healthz":
+                    self._reply(200, {"status": "ok"})
+                elif self.path == "/readyz":
+                    full = receiver.spool.depth() >= receiver.spool.max_events
+                    self._reply(503 if full else 200, {"ready": not full, "spool_depth": receiver.spool.depth()})
+                elif self.path == "/metrics":
+                    receiver.metrics.spool_depth.set(receiver.spool.depth())
+                    self._reply(200, generate_latest(receiver.metrics.registry), CONTENT_TYPE_LATEST)
+                else:
+                    self._reply(404, {"error": "not found"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                name = self.path.removeprefix("/ingest/").split("?", 1)[0]
+                source = receiver.config.sources.get(name) if self.path.startswith("/ingest/") else None
+                if source is None:
+                    receiver.metrics.requests.labels(source="unknown", status="404").inc()
+                    self._reply(404, {"error": "unknown source"})
+                    return
+                status, payload, extra = self._handle(name, source)
+                receiver.metrics.requests.labels(source=name, status=str(status)).inc()
+                self._reply(status, payload, extra=extra)
+
+            def _handle(self, name: str, source: PushSource) -> tuple[int, dict[str, Any], dict[str, str]]:
+                length_header = self.headers.get("Content-Length")
+                if length_header is None:
+                    return 411, {"error": "Content-Length required"}, {}
+                try:
+                    length = int(length_header)
+                except ValueError:
+                    return 400, {"error": "bad Content-Length"}, {}
+                if length < 0 or length > source.max_body_bytes:
+                    self.close_connection = True
+                    return 413, {"error": f"body over {source.max_body_bytes} bytes"}, {}
+                try:
+                    body = self.rfile.read(length)
+                except TimeoutError:
+                    self.close_connection = True
+                    return 408, {"error": "request body too slow"}, {}
+                if len(body) < length:
+                    return 400, {"error": "body shorter than Content-Length"}, {}
+                if not authenticate(source, self.headers, body):
+                    receiver.metrics.auth_failures.labels(source=name).inc()
+                    log.warning("auth_failed", source=name, client=self.client_address[0])
+                    return 401, {"error": "authentication failed"}, {"WWW-Authenticate": "Bearer"}
+                status, payload = receiver.ingest(name, source, self.headers, body)
+                extra = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
+                return status, payload, extra
+
+        return Handler
