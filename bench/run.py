@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--es", help="Elasticsearch URL for the sink benchmark (default: start a test node)")
     parser.add_argument("--no-es", action="store_true", help="skip the Elasticsearch sink benchmark")
-    parser.add_argument("--events", type=int, default=20000, help="events for the sink benchmark")
+    parser.add_argument("--events", type=int, default=20000, help="events for the sink and service benchmarks")
     args = parser.parse_args()
     files = list(iter_rule_paths([args.rules]))
     if not files:
@@ -63,16 +63,22 @@ def main() -> None:
     print(f"{'measurement':34} {'total ms':>10} {'ms/rule':>9} {'x baseline':>11}")
     for name, seconds in results.items():
         print(f"{name:34} {seconds * 1000:10.1f} {seconds * 1000 / len(files):9.2f} {seconds / base:11.1f}")
-    if not args.no_es:
-        from es_sink import elasticsearch, measure
+    from es_sink import elasticsearch, measure
+    from serve import measure_all, print_rows
 
-        with elasticsearch(args.es) as url:
-            measure(url, 2000, 500)  # warm-up
-            sink = measure(url, args.events, 500)
+    if args.no_es:
+        print()
+        print_rows(measure_all(None, args.events))
+        return
+    with elasticsearch(args.es) as url:
+        measure(url, 2000, 500)  # warm-up
+        sink = measure(url, args.events, 500)
         print()
         print(f"{'measurement':34} {'events/s':>10} {'x baseline':>11}")
         print(f"{'baseline: helpers.streaming_bulk':34} {sink['baseline_eps']:10.0f} {1.0:11.2f}")
         print(f"{'aisoc ElasticsearchSink':34} {sink['sink_eps']:10.0f} {sink['ratio']:11.2f}   (goal >= 0.9)")
+        print()
+        print_rows(measure_all(url, args.events))
 
 
 if __name__ == "__main__":

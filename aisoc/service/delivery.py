@@ -45,6 +45,12 @@ class SqliteSink:
         self.lock = lock  # shared with the detection loop: one SQLite connection
 
     def store(self, events: list[dict[str, Any]]) -> Delivered:
+        with self.lock:
+            try:  # the common case: the whole batch in one transaction
+                added = self.store_.insert(events)
+                return Delivered(stored=added, duplicates=len(events) - added)
+            except StoreError:
+                pass  # the batch was rolled back; find the bad events one by one
         out = Delivered()
         with self.lock:
             for event in events:
