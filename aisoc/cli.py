@@ -29,6 +29,8 @@ app.add_typer(atlas_app, name="atlas")
 app.add_typer(schema_app, name="schema")
 app.add_typer(config_app, name="config")
 app.add_typer(deadletter_app, name="deadletter")
+inventory_app = typer.Typer(help="The AI asset inventory (inventory.yml).", no_args_is_help=True)
+app.add_typer(inventory_app, name="inventory")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="aisoc.yml (default: embedded defaults).")]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
@@ -629,6 +631,71 @@ def deadletter_replay(
             failed += 1
     store.remove(done)
     typer.echo(f"{len(done)} replayed and removed, {failed} still rejected")
+
+
+@inventory_app.command("check")
+def inventory_check(
+    inventory: Annotated[Path, typer.Argument(help="inventory.yml")],
+    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format.")] = Fmt.text,
+) -> None:
+    """Flag AI systems without owner, lineage or provenance, and unknown ATLAS techniques. Exit 1 on findings."""
+    from aisoc import report
+    from aisoc.inventory import InventoryError, check_inventory, load_inventory
+
+    if not inventory.exists():
+        _fail_usage(f"no such inventory: {inventory}")
+    try:
+        inv = load_inventory(inventory)
+    except InventoryError as exc:
+        findings = getattr(exc, "findings", None) or []
+        typer.echo(str(exc), err=True)
+        for finding in findings:
+            typer.echo(f"{finding.location()}: {finding.message} ({finding.fix})", err=True)
+        raise typer.Exit(EXIT_FINDINGS) from None
+    findings = check_inventory(inv)
+    rendered = {
+        Fmt.text: lambda: report.findings_text(findings, len(inv.systems), "AI system(s)"),
+        Fmt.json: lambda: report.findings_json(findings, len(inv.systems)),
+        Fmt.sarif: lambda: report.findings_sarif(findings),
+        Fmt.junit: lambda: report.findings_junit(findings, [str(inventory)]),
+    }[fmt]()
+    _write(rendered, None)
+    raise typer.Exit(EXIT_FINDINGS if any(f.severity == "error" for f in findings) else EXIT_OK)
+
+
+class MetricsFmt(StrEnum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command()
+def metrics(
+    inventory: Annotated[Path | None, typer.Option(help="inventory.yml")] = None,
+    alerts: Annotated[Path | None, typer.Option(help="Alerts (NDJSON).")] = None,
+    responses: Annotated[Path | None, typer.Option(help="Response/audit history (JSONL).")] = None,
+    incidents: Annotated[Path | None, typer.Option(help="Incident records (YAML or JSON list).")] = None,
+    events: Annotated[Path | None, typer.Option(help="Integrity events (NDJSON).")] = None,
+    rules_path: Annotated[list[Path] | None, typer.Option("--rules", "-r", help="Rule files or dirs.")] = None,
+    fmt: Annotated[MetricsFmt, typer.Option("--format", "-f", help="Output format.")] = MetricsFmt.text,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+) -> None:
+    """The SOC metrics: asset visibility, ATLAS coverage, MTTA, MTTR, integrity SLA, escape rate."""
+    from aisoc.inventory import InventoryError
+    from aisoc.metrics import MetricsInputError, metrics_from_files, metrics_html, metrics_json, metrics_text
+
+    for path in (inventory, alerts, responses, incidents, events):
+        if path is not None and not path.exists():
+            _fail_usage(f"no such file: {path}")
+    try:
+        result = metrics_from_files(inventory=inventory, rules=rules_path, alerts=alerts, responses=responses,
+                                    incidents=incidents, events=events, period_start=None, period_end=None)
+    except (InventoryError, MetricsInputError) as exc:
+        _fail_usage(str(exc))
+    text = {MetricsFmt.text: lambda: metrics_text(result),
+            MetricsFmt.json: lambda: json.dumps(metrics_json(result), indent=2),
+            MetricsFmt.html: lambda: metrics_html(result)}[fmt]()
+    _write(text, output)
 
 
 def main() -> None:

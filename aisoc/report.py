@@ -13,7 +13,7 @@ from aisoc.findings import Finding
 FORMATS = ("text", "json", "sarif", "junit")
 
 
-def findings_text(findings: Sequence[Finding], checked: int) -> str:
+def findings_text(findings: Sequence[Finding], checked: int, noun: str = "rule file(s)") -> str:
     lines = []
     for f in findings:
         rule = f" [{f.rule_id}]" if f.rule_id else ""
@@ -22,7 +22,7 @@ def findings_text(findings: Sequence[Finding], checked: int) -> str:
             lines.append(f"    -> {f.fix}")
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
-    lines.append(f"{checked} rule file(s) checked: {errors} error(s), {warnings} warning(s)")
+    lines.append(f"{checked} {noun} checked: {errors} error(s), {warnings} warning(s)")
     return "\n".join(lines)
 
 

@@ -96,3 +96,17 @@ def test_compile_lucene_says_which_rules_it_cannot_express(cli) -> None:
     assert "aisoc.signal.name:api_key_logprobs_share" in out
     assert "injection_burst_fixture.yml: [0b7f3a52-2f1e-4b7a-9a57-3f1f4c0f9e03] not expressible in lucene" in err
     assert "1 of 2 rule(s) compiled to lucene; 1 cannot be expressed in it" in err
+
+
+def test_inventory_check_flags_the_example_gaps(cli) -> None:
+    code, out, _ = cli("inventory", "check", REPO / "examples" / "inventory.yml")
+    assert code == 1
+    assert "doc-ocr" in out and "6 AI system(s) checked: 6 error(s)" in out
+
+
+def test_metrics_html_from_the_example_inventory(cli, tmp_path: Path) -> None:
+    page = tmp_path / "metrics.html"
+    code, _, _ = cli("metrics", "--inventory", REPO / "examples" / "inventory.yml", "--format", "html", "-o", page)
+    assert code == 0
+    html = page.read_text()
+    assert "Asset visibility" in html and "33.3%" in html
