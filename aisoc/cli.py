@@ -633,6 +633,20 @@ def deadletter_replay(
     typer.echo(f"{len(done)} replayed and removed, {failed} still rejected")
 
 
+@app.command()
+def docs(output: Annotated[Path, typer.Option("--output", "-o", help="Docs directory.")] = Path("docs")) -> None:
+    """Write the generated references: docs/config.md, docs/fields.md, docs/rules.md."""
+    from aisoc.atlas.catalog import load_catalog
+    from aisoc.reference import config_reference, rule_reference
+    from aisoc.rules.loader import load_rules
+    from aisoc.schema.docs import field_reference
+
+    rules, _ = load_rules([data_path("rules")])
+    _write(config_reference(), output / "config.md")
+    _write(field_reference(), output / "fields.md")
+    _write(rule_reference(rules, load_catalog()), output / "rules.md")
+
+
 @inventory_app.command("check")
 def inventory_check(
     inventory: Annotated[Path, typer.Argument(help="inventory.yml")],
