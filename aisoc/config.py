@@ -98,6 +98,7 @@ class AisocConfig(Strict):
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    analyzers: bool = Field(True, description="run the stateful analyzers on received events (signals)")
     collectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="pull collectors by name; each collector validates its own section")
 

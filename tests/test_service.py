@@ -246,3 +246,27 @@ def test_sigterm_drains_and_a_restart_continues(tmp_path: Path) -> None:
         _wait(lambda: len(_stored_ids(tmp_path / "data")) == 510)
     finally:
         again.term()
+
+
+def test_analyzer_signals_from_received_traffic_raise_an_alert(tmp_path: Path) -> None:
+    service = Served(_config(tmp_path, detection=True)).start()
+    try:
+        key = "ab" * 32
+        now = time.time()
+        base = now - 3 * 3600 - (now % 3600)  # the start of an hour three hours ago
+        def at(seconds: float) -> str:
+            return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(base + seconds))
+        requests = [{"@timestamp": at(i * 30), "event.id": f"req-{i}", "event.action": "llm-request",
+                     "event.dataset": "aisoc.inference", "aisoc.api_key.hash": key,
+                     "aisoc.llm.logprobs_requested": i % 10 != 0, "gen_ai.usage.input_tokens": 50}
+                    for i in range(100)]
+        closing = [{**requests[0], "event.id": "req-next-hour", "@timestamp": at(3 * 3600 + 10)}]
+        assert service.post(requests).status_code == 202
+        assert service.post(closing).status_code == 202  # event time moves on: the hour's window closes
+        alerts_file = tmp_path / "data" / "alerts.ndjson"
+        _wait(lambda: alerts_file.exists() and "logprobs" in alerts_file.read_text().lower(), timeout=30)
+        alerts = [json.loads(line) for line in alerts_file.read_text().splitlines()]
+        harvest = [a for a in alerts if "AML.T0024.002" in json.dumps(a["threat"])]
+        assert harvest and harvest[0]["aisoc"]["signal"]["entity"] == key
+    finally:
+        service.term()

@@ -78,11 +78,24 @@ class Service:
         self.spool = Spool(data / "spool.db", [s.name for s in sinks], config.spool.max_events,
                            config.spool.max_bytes)
         self.workers = [DeliveryWorker(self.spool, sink, self.metrics) for sink in sinks]
-        self.receiver = Receiver(config.receiver, self.spool, self.dead_letters, self.metrics)
+        self.analyzers = self._analyzer_chain()
+        self.receiver = Receiver(config.receiver, self.spool, self.dead_letters, self.metrics,
+                                 transform=self.analyzers.process if self.analyzers else None)
         self.detection: DetectionLoop | None = None
         if config.detection.enabled and self.store is not None:
             self.detection = DetectionLoop(self._embedded_detection(), config.detection.interval_seconds)
         self._stopped = threading.Event()
+
+    def _analyzer_chain(self):  # noqa: ANN202 - AnalyzerChain | None
+        """Analyzers run on received events before they are spooled, so their signals are stored too."""
+        if not self.config.analyzers:
+            return None
+        from aisoc.analyzers.base import StateStore
+        from aisoc.analyzers.pipeline import AnalyzerChain, default_analyzers
+        from aisoc.collectors.training_data import read_batch_rows
+
+        state = StateStore(self.config.data_dir / "analyzers.db")
+        return AnalyzerChain(default_analyzers(state, row_reader=lambda path: read_batch_rows(Path(path))), state)
 
     def _embedded_detection(self) -> EmbeddedDetection:
         from datetime import timedelta
