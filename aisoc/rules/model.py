@@ -43,19 +43,34 @@ class RepeatedEvent(BaseModel):
         return value
 
 
+class NativeRecord(BaseModel):
+    """`{native: litellm, record: {...}, options: {...}}`: a platform record mapped by the real collector."""
+
+    model_config = ConfigDict(extra="forbid")
+    native: str
+    record: dict[str, Any]
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def events(self) -> list[dict[str, Any]]:
+        from aisoc.collectors.native import map_native
+
+        return [flatten_event(e) for e in map_native(self.native, self.record, self.options)]
+
+
 class TestCase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     expect: Literal["match", "no_match"]
-    events: list[RepeatedEvent | dict[str, Any]] = Field(min_length=1)
+    events: list[RepeatedEvent | NativeRecord | dict[str, Any]] = Field(min_length=1)
 
     @field_validator("events", mode="before")
     @classmethod
     def _repeated(cls, value: Any) -> Any:
-        """A mapping with a `repeat` key is a RepeatedEvent, never a literal event."""
+        """A mapping with `repeat` is a RepeatedEvent and one with `native` a NativeRecord, never a literal event."""
         if isinstance(value, list):
-            return [RepeatedEvent.model_validate(v) if isinstance(v, dict) and "repeat" in v else v
-                    for v in value]
+            return [RepeatedEvent.model_validate(v) if isinstance(v, dict) and "repeat" in v
+                    else NativeRecord.model_validate(v) if isinstance(v, dict) and "native" in v
+                    else v for v in value]
         return value
 
     def expanded_events(self, rule_key: str, case_index: int) -> list[dict[str, Any]]:
@@ -74,6 +89,11 @@ class TestCase(BaseModel):
                     event["@timestamp"] = _iso(start + step * i)
                     out.append(event)
                 clock = start + step * item.repeat
+            elif isinstance(item, NativeRecord):
+                mapped = item.events()  # the collector sets @timestamp and event.id from the record
+                out.extend(mapped)
+                if mapped:
+                    clock = max(_parse_time(e["@timestamp"]) or clock for e in mapped) + timedelta(seconds=1)
             else:
                 event = flatten_event(item)
                 when = _parse_time(event.get("@timestamp")) or clock

@@ -173,7 +173,14 @@ def check_tests(rule: RuleFile, registry: FieldRegistry) -> Iterable[Finding]:
                       rule.line("tests:"), rule.rule_id)
     unknown: set[str] = set()
     for index, case in enumerate(rule.meta.tests):
-        for event in case.expanded_events(rule.rule_id, index):
+        try:
+            events = case.expanded_events(rule.rule_id, index)
+        except ValueError as exc:
+            yield Finding(str(rule.path), "test-record-invalid", f"test case {case.name!r}: {exc}",
+                          "fix the native record so the collector maps it (see the collector's fixtures)",
+                          rule.line(case.name), rule.rule_id)
+            continue
+        for event in events:
             unknown |= {k for k in event if not registry.is_known(k)}
     for name in sorted(unknown):
         yield Finding(str(rule.path), "test-field-unknown",
