@@ -318,6 +318,61 @@ def detect(
 
 
 @app.command()
+def collect(
+    name: Annotated[str, typer.Argument(help="Collector: litellm, kserve, training_batches, object_access_logs, "
+                                             "modelscan, huggingface, mlflow.")],
+    replay_path: Annotated[Path | None, typer.Option("--replay", help="Native files to replay.")] = None,
+    config: ConfigOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write events here (NDJSON).")] = None,
+    store: Annotated[Path | None, typer.Option("--db", help="Also load the events into this SQLite store.")] = None,
+) -> None:
+    """Run one collector once: replay native files (or pull live, for mlflow) and print or store the events."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from aisoc.collectors import registry
+    from aisoc.collectors.base import CursorStore
+    from aisoc.detect.store import EventStore
+    from aisoc.records import Rejected
+    from aisoc.sinks.deadletter import DeadLetterStore
+
+    settings = _config(config)
+    options = dict(settings.collectors.get(name, {}))
+    cursor = CursorStore(settings.data_dir / "cursors.db")
+    dead = DeadLetterStore(settings.data_dir / "deadletter.db")
+    if replay_path is None:
+        _fail_usage("live mode runs inside 'aisoc serve'; give --replay PATH to replay native files")
+    if not replay_path.exists():
+        _fail_usage(f"no such file or directory: {replay_path}")
+    try:
+        items = registry.replay(name, replay_path, options, cursor)
+    except ValueError as exc:
+        _fail_usage(str(exc))
+    events_store = EventStore(store) if store else None
+    sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    good = bad = 0
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,
+                  console=Console(stderr=True)) as progress:
+        task = progress.add_task(f"{name}: 0 events", total=None)
+        for item in items:
+            if isinstance(item, Rejected):
+                dead.add(item.source, item.reason, item.raw)
+                typer.echo(f"{item.source}: rejected: {item.reason}", err=True)
+                bad += 1
+                continue
+            sink.write(json.dumps(item, sort_keys=True, default=str) + "\n")
+            if events_store is not None:
+                events_store.insert([item])
+            good += 1
+            if good % 500 == 0:
+                progress.update(task, description=f"{name}: {good} events")
+    if output:
+        sink.close()
+    typer.echo(f"{name}: {good} event(s), {bad} rejected (dead letters in {settings.data_dir / 'deadletter.db'})",
+               err=True)
+
+
+@app.command()
 def deploy(
     es: EsUrl = None,
     kibana: Annotated[str | None, typer.Option("--kibana", help="Kibana URL: import the compiled rules.")] = None,

@@ -110,3 +110,24 @@ def test_metrics_html_from_the_example_inventory(cli, tmp_path: Path) -> None:
     assert code == 0
     html = page.read_text()
     assert "Asset visibility" in html and "33.3%" in html
+
+
+def test_collect_replays_native_files_and_dead_letters_bad_records(cli, tmp_path: Path) -> None:
+    native = tmp_path / "payloads.ndjson"
+    good = (REPO / "tests" / "fixtures" / "llm_gateway" / "guardrail_attacks.ndjson").read_text().splitlines()[:3]
+    native.write_text("\n".join([*good, "{truncated", '"not an object"']) + "\n")
+    config = tmp_path / "aisoc.yml"
+    config.write_text("data_dir: state\n")
+    out = tmp_path / "events.ndjson"
+    code, _, err = cli("collect", "litellm", "--replay", native, "-c", config, "-o", out)
+    assert code == 0, err
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) == 3 and {e["event.action"] for e in events} == {"llm-request"}
+    assert "2 rejected" in err
+    code, out_text, _ = cli("deadletter", "list", "-c", config)
+    assert "2 dead letter(s)" in out_text
+
+
+def test_collect_unknown_collector_is_a_usage_error(cli, tmp_path: Path) -> None:
+    code, _, err = cli("collect", "nope", "--replay", tmp_path)
+    assert code == 2 and "unknown collector 'nope'" in err

@@ -1,0 +1,95 @@
+"""Collectors by name, for `aisoc collect NAME --replay PATH` and the service's pull scheduler.
+
+Each entry replays the platform's native files into events (bad records come back as Rejected),
+with the collector's own config section (`collectors.<name>` in aisoc.yml) and a cursor, so a
+replay interrupted and run again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from aisoc.collectors.base import CursorStore
+from aisoc.records import Rejected
+
+Replayer = Callable[[Path, dict[str, Any], CursorStore | None], Iterator[dict[str, Any] | Rejected]]
+
+
+def _litellm(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    from aisoc.collectors.llm_gateway import replay
+
+    return replay(path)
+
+
+def _kserve(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    from aisoc.collectors.kserve import KServeConfig, replay
+
+    return replay(path, KServeConfig(**options) if options else None)
+
+
+def _batches(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    from aisoc.collectors.training_data import BatchLandingConfig, BatchLandingSource
+
+    return BatchLandingSource(BatchLandingConfig(**options), cursor).replay(path)
+
+
+def _object_logs(path: Path, options: dict[str, Any], cursor: CursorStore | None
+                 ) -> Iterator[dict[str, Any] | Rejected]:
+    from aisoc.collectors.training_data import ObjectAccessConfig, ObjectAccessLogSource
+
+    return ObjectAccessLogSource(ObjectAccessConfig(**options), cursor).replay(path)
+
+
+def _json_files(path: Path) -> Iterator[tuple[Path, Any] | Rejected]:
+    files = sorted(path.rglob("*.json")) if path.is_dir() else [path]
+    for file in files:
+        try:
+            yield file, json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            yield Rejected(str(file), f"cannot read JSON: {exc}", file.read_bytes()[:4096] if file.exists() else b"")
+
+
+def _modelscan(path: Path, options: dict[str, Any], cursor: CursorStore | None
+               ) -> Iterator[dict[str, Any] | Rejected]:
+    """ModelScan JSON reports (`modelscan -r json -o report.json`), one file or a directory of them."""
+    from aisoc.collectors.supply_chain import map_modelscan_report
+
+    for item in _json_files(path):
+        if isinstance(item, Rejected):
+            yield item
+        else:
+            yield map_modelscan_report(item[1], str(item[0]), **options)
+
+
+def _hub(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    """Saved Hugging Face Hub model-info JSON; `options.revisions` maps repo id -> the revision asked for."""
+    from aisoc.collectors.supply_chain import map_hub_model_info
+
+    revisions = options.get("revisions", {})
+    for item in _json_files(path):
+        if isinstance(item, Rejected):
+            yield item
+            continue
+        info = item[1]
+        repo = info.get("id") if isinstance(info, dict) else None
+        yield map_hub_model_info(info, revisions.get(repo, "main"))
+
+
+REPLAYERS: dict[str, Replayer] = {
+    "litellm": _litellm,
+    "kserve": _kserve,
+    "training_batches": _batches,
+    "object_access_logs": _object_logs,
+    "modelscan": _modelscan,
+    "huggingface": _hub,
+}
+
+
+def replay(name: str, path: Path, options: dict[str, Any] | None = None,
+           cursor: CursorStore | None = None) -> Iterator[dict[str, Any] | Rejected]:
+    if name not in REPLAYERS:
+        raise ValueError(f"unknown collector {name!r}; choose one of: {', '.join(sorted(REPLAYERS))}")
+    return REPLAYERS[name](path, options or {}, cursor)
