@@ -121,19 +121,38 @@ def validate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the report here.")] = None,
     strict: Annotated[bool, typer.Option(help="Warnings fail too.")] = False,
     no_lock: Annotated[bool, typer.Option("--no-lock", help="Skip the version-lock check.")] = False,
+    playbooks_dir: Annotated[Path | None, typer.Option("--playbooks", help="Also validate these playbooks "
+                                                       "(default with no PATHS: the shipped ones).")] = None,
 ) -> None:
     """Check rules: Sigma syntax, ATLAS tags, fields, metadata, test events, version lock.
 
     Exit 0 when clean, 1 on findings, 2 on usage errors.
     """
     from aisoc import report
+    from aisoc.findings import Finding
     from aisoc.rules.loader import iter_rule_paths
     from aisoc.rules.validate import validate as run_validate
 
     chosen = _rule_paths(paths)
     lock = None if no_lock else _load_lock(chosen)
-    _rules, findings = run_validate(chosen, lock)
+    rules, findings = run_validate(chosen, lock)
     files = [str(p) for p in iter_rule_paths(chosen)]
+    if playbooks_dir or not paths:
+        from aisoc.respond import validate_playbooks
+        from aisoc.respond.model import load_playbooks
+
+        book_dir = playbooks_dir or data_path("playbooks")
+        findings += validate_playbooks([book_dir])
+        try:
+            known = set(load_playbooks([book_dir]))
+        except Exception:  # noqa: BLE001 - the errors are already findings above
+            known = set()
+        for rule in rules:
+            for name in rule.meta.playbooks:
+                if known and name not in known:
+                    findings.append(Finding(str(rule.path), "playbook-unknown", f"rule suggests playbook {name!r}, "
+                                            f"which is not in {book_dir}", "fix the name or add the playbook",
+                                            rule.line(name), rule.rule_id))
     rendered = {
         Fmt.text: lambda: report.findings_text(findings, len(files)),
         Fmt.json: lambda: report.findings_json(findings, len(files)),
@@ -370,6 +389,61 @@ def collect(
         sink.close()
     typer.echo(f"{name}: {good} event(s), {bad} rejected (dead letters in {settings.data_dir / 'deadletter.db'})",
                err=True)
+
+
+@app.command()
+def respond(
+    alert_id: Annotated[str, typer.Argument(help="event.id of the alert (see the alerts file).")],
+    playbook: Annotated[str | None, typer.Option("--playbook", "-p", help="Playbook id (default: those the "
+                                                                           "alert selects).")] = None,
+    approve: Annotated[str | None, typer.Option("--approve", help="Carry it out, approved by this person "
+                                                                  "(without it: dry run).")] = None,
+    alerts: Annotated[Path | None, typer.Option(help="Alerts NDJSON (default: data_dir/alerts.ndjson).")] = None,
+    force: Annotated[bool, typer.Option(help="Run a playbook whose trigger does not select this alert.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Run response playbooks for an alert. Dry run by default: shows exactly what would change.
+
+    Every run, dry or executed, is written to the append-only audit log with who approved it.
+    """
+    from aisoc.respond import PlaybookError, ResponseContext, load_playbooks, select_playbooks
+    from aisoc.respond import respond as run_playbook
+
+    settings = _config(config)
+    alerts_path = alerts or settings.alerts_file or settings.data_dir / "alerts.ndjson"
+    if not alerts_path.exists():
+        _fail_usage(f"no alerts file: {alerts_path}")
+    alert = None
+    with open(alerts_path, encoding="utf-8") as fh:
+        for line in fh:
+            if alert_id in line:
+                candidate = json.loads(line)
+                if candidate.get("event", {}).get("id") == alert_id or candidate.get("event.id") == alert_id:
+                    alert = candidate
+    if alert is None:
+        _fail_usage(f"no alert {alert_id} in {alerts_path}")
+    try:
+        playbooks = load_playbooks(settings.respond.playbooks or [data_path("playbooks")])
+    except PlaybookError as exc:
+        _fail_usage(str(exc))
+    if playbook:
+        if playbook not in playbooks:
+            _fail_usage(f"unknown playbook {playbook!r}; known: {', '.join(sorted(playbooks))}")
+        chosen = [playbooks[playbook]]
+    else:
+        chosen = select_playbooks(alert, playbooks.values())
+    if not chosen:
+        _fail_usage("no playbook applies to this alert; name one with --playbook (and --force if needed)")
+    context = ResponseContext.model_validate({"evidence_dir": str(settings.data_dir / "evidence"),
+                                              **settings.respond.context})
+    audit = settings.respond.audit_log or settings.data_dir / "audit.jsonl"
+    failed = False
+    for book in chosen:
+        report = run_playbook(alert, book, execute=approve is not None, approved_by=approve, audit_log=audit,
+                              context=context, force=force)
+        typer.echo(report.summary())
+        failed = failed or report.status not in ("planned", "completed")
+    raise typer.Exit(EXIT_FINDINGS if failed else EXIT_OK)
 
 
 @app.command()

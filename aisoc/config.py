@@ -87,8 +87,13 @@ class DetectionConfig(Strict):
     lookback_seconds: float = Field(600.0, ge=0)
 
 
-class OutputsConfig(Strict):
-    file: Path | None = Field(None, description="append alerts to this NDJSON file (default: data_dir/alerts.ndjson)")
+class RespondConfig(Strict):
+    """Response playbooks run by the service for alerts whose playbook's approval policy is `auto`."""
+
+    playbooks: list[Path] = Field(default_factory=list, description="playbook files/dirs (default: shipped)")
+    execute: bool = Field(False, description="carry out auto-approved playbooks; false = dry-run, plans audited")
+    audit_log: Path | None = Field(None, description="append-only audit log (default: data_dir/audit.jsonl)")
+    context: dict[str, Any] = Field(default_factory=dict, description="aisoc.respond.ResponseContext settings")
 
 
 class AisocConfig(Strict):
@@ -97,7 +102,10 @@ class AisocConfig(Strict):
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     sinks: SinksConfig = Field(default_factory=SinksConfig)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
-    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    alerts_file: Path | None = Field(None, description="alerts NDJSON, always written (default data_dir/alerts.ndjson)")
+    outputs: list[dict[str, Any]] = Field(
+        default_factory=list, description="more alert outputs: file, webhook, syslog (see aisoc/outputs/config.py)")
+    respond: RespondConfig = Field(default_factory=RespondConfig)
     analyzers: bool = Field(True, description="run the stateful analyzers on received events (signals)")
     collectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="pull collectors by name; each collector validates its own section")
@@ -152,4 +160,12 @@ def load_config(path: Path | None) -> AisocConfig:
         raise ConfigError(problems)
     if not config.data_dir.is_absolute():
         config.data_dir = (path.parent / config.data_dir).resolve()
+    if config.outputs:
+        from aisoc.outputs.config import OutputsConfig
+
+        try:
+            OutputsConfig.model_validate({"outputs": config.outputs})
+        except ValidationError as exc:
+            raise ConfigError([f"{path}: outputs.{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}"
+                               for e in exc.errors()]) from None
     return config

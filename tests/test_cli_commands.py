@@ -131,3 +131,30 @@ def test_collect_replays_native_files_and_dead_letters_bad_records(cli, tmp_path
 def test_collect_unknown_collector_is_a_usage_error(cli, tmp_path: Path) -> None:
     code, _, err = cli("collect", "nope", "--replay", tmp_path)
     assert code == 2 and "unknown collector 'nope'" in err
+
+
+def test_respond_is_a_dry_run_by_default_and_audited(cli, tmp_path: Path) -> None:
+    events = tmp_path / "events.ndjson"
+    events.write_text(json.dumps({
+        "event": {"id": "e1", "kind": "metric"}, "@timestamp": "2026-03-01T10:00:00Z",
+        "aisoc": {"signal": {"name": "api_key_logprobs_share", "value": 0.97, "sample_size": 400,
+                             "entity": "key-9"}, "api_key": {"hash": "ab" * 32}}}) + "\n")
+    alerts = tmp_path / "alerts.ndjson"
+    code, _, _ = cli("detect", events, "--rules", REPO / "tests" / "fixtures" / "rules", "--format", "json",
+                     "-o", alerts)
+    assert code == 0
+    alert_id = json.loads(alerts.read_text().splitlines()[0])["event"]["id"]
+    config = tmp_path / "aisoc.yml"
+    config.write_text(f"data_dir: {tmp_path / 'state'}\n")
+    code, out, err = cli("respond", alert_id, "--alerts", alerts, "-c", config, "--playbook", "snapshot-evidence",
+                         "--force")
+    assert code == 0, out + err
+    assert "dry_run" in out and "planned" in out
+    audit = (tmp_path / "state" / "audit.jsonl").read_text()
+    assert alert_id in audit and '"mode":"dry_run"' in audit
+    assert not (tmp_path / "state" / "evidence").exists() or not any((tmp_path / "state" / "evidence").iterdir())
+
+
+def test_validate_checks_the_shipped_playbooks(cli) -> None:
+    code, out, _ = cli("validate", "--no-lock")
+    assert "playbook-unknown" not in out

@@ -268,5 +268,12 @@ def test_analyzer_signals_from_received_traffic_raise_an_alert(tmp_path: Path) -
         alerts = [json.loads(line) for line in alerts_file.read_text().splitlines()]
         harvest = [a for a in alerts if "AML.T0024.002" in json.dumps(a["threat"])]
         assert harvest and harvest[0]["aisoc"]["signal"]["entity"] == key
+        # its auto-approved playbooks ran as dry runs, and the audit log says so
+        audit = tmp_path / "data" / "audit.jsonl"
+        _wait(lambda: audit.exists() and harvest[0]["event"]["id"] in audit.read_text(), timeout=30)
+        runs = [json.loads(line) for line in audit.read_text().splitlines()]
+        mine = [r for r in runs if r.get("alert_id") == harvest[0]["event"]["id"]]
+        assert mine and all(r.get("mode") in (None, "dry_run") for r in mine)
+        assert any("nothing was changed" in r.get("message", "") for r in mine)
     finally:
         service.term()

@@ -55,6 +55,36 @@ class AlertFile:
             os.fsync(fh.fileno())
 
 
+class Responder:
+    """Runs the playbooks whose approval policy is `auto` for new alerts: dry-run unless configured to
+    execute; every run (planned or executed) goes to the audit log."""
+
+    def __init__(self, config: AisocConfig, store: EventStore) -> None:
+        from aisoc.respond import ResponseContext, load_playbooks
+
+        paths = config.respond.playbooks or [data_path("playbooks")]
+        self.playbooks = list(load_playbooks(paths).values())
+        self.execute = config.respond.execute
+        self.audit = config.respond.audit_log or config.data_dir / "audit.jsonl"
+        self.context = ResponseContext.model_validate(
+            {"evidence_dir": str(config.data_dir / "evidence"), **config.respond.context})
+        self.context.event_store = store
+
+    def handle(self, alerts: list[dict[str, Any]]) -> None:
+        from aisoc.respond import respond, select_playbooks
+
+        for alert in alerts:
+            for playbook in select_playbooks(alert, self.playbooks):
+                if playbook.approval != "auto":
+                    continue
+                try:
+                    report = respond(alert, playbook, execute=self.execute, approved_by="policy:auto",
+                                     audit_log=self.audit, context=self.context)
+                    log.info("playbook_run", playbook=playbook.id, status=report.status, mode=report.mode)
+                except Exception as exc:  # noqa: BLE001 - a playbook failure never stops detection
+                    log.error("playbook_failed", playbook=playbook.id, error=f"{type(exc).__name__}: {exc}")
+
+
 class Service:
     def __init__(self, config: AisocConfig) -> None:
         self.config = config
@@ -81,10 +111,30 @@ class Service:
         self.analyzers = self._analyzer_chain()
         self.receiver = Receiver(config.receiver, self.spool, self.dead_letters, self.metrics,
                                  transform=self.analyzers.process if self.analyzers else None)
+        self._alert_outputs()
         self.detection: DetectionLoop | None = None
         if config.detection.enabled and self.store is not None:
             self.detection = DetectionLoop(self._embedded_detection(), config.detection.interval_seconds)
         self._stopped = threading.Event()
+
+    def _alert_outputs(self) -> None:
+        from aisoc.outputs.config import build_dispatcher
+
+        self.alert_file = AlertFile(self.config.alerts_file or self.config.data_dir / "alerts.ndjson")
+        self.dispatcher = build_dispatcher({"outputs": self.config.outputs}, self.dead_letters) \
+            if self.config.outputs else None
+        self.responder = Responder(self.config, self.store) if self.store is not None else None
+
+    def _emit_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        """Every alert to the alerts file, then to the configured outputs, then to response playbooks."""
+        from aisoc.detect.alerts import unflatten
+
+        self.alert_file(alerts)
+        if self.dispatcher is not None:
+            report = self.dispatcher.dispatch([unflatten(a) for a in alerts])
+            log.info("alerts_dispatched", report=str(report)[:500])
+        if self.responder is not None:
+            self.responder.handle([unflatten(a) for a in alerts])
 
     def _analyzer_chain(self):  # noqa: ANN202 - AnalyzerChain | None
         """Analyzers run on received events before they are spooled, so their signals are stored too."""
@@ -109,9 +159,8 @@ class Service:
         for finding in findings:
             if finding.severity == "error":
                 log.warning("rule_not_loaded", path=finding.path, problem=finding.message)
-        output = AlertFile(self.config.outputs.file or self.config.data_dir / "alerts.ndjson")
         assert self.store is not None
-        return EmbeddedDetection(self.store, self.store_lock, rules, load_catalog(), output, self.metrics,
+        return EmbeddedDetection(self.store, self.store_lock, rules, load_catalog(), self._emit_alerts, self.metrics,
                                  VersionLock.load(find_lock(paths)),
                                  lookback=timedelta(seconds=self.config.detection.lookback_seconds))
 
