@@ -41,6 +41,7 @@ class SourceAuth(Strict):
 class PushSource(Strict):
     kind: Literal["ndjson", "litellm", "kserve", "mlflow_webhook"]
     auth: SourceAuth
+    options: dict[str, Any] = Field(default_factory=dict, description="the collector's own settings for this source")
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
     @field_validator("auth")
@@ -108,7 +109,7 @@ class AisocConfig(Strict):
     respond: RespondConfig = Field(default_factory=RespondConfig)
     analyzers: bool = Field(True, description="run the stateful analyzers on received events (signals)")
     collectors: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="pull collectors by name; each collector validates its own section")
+        default_factory=dict, description="pull collectors by name: {type, path, interval_seconds, jitter, options}")
 
 
 def substitute_env(value: Any, path: str, missing: list[str]) -> Any:

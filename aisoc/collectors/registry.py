@@ -78,7 +78,16 @@ def _hub(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Ite
         yield map_hub_model_info(info, revisions.get(repo, "main"))
 
 
+def _mlflow(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    """Saved REST pages (`model-versions/search`, `registered-models/search`) and webhook deliveries."""
+    from aisoc.collectors.mlflow import MlflowCollector, MlflowConfig
+
+    settings = {"tracking_uri": "http://mlflow.invalid", **options}
+    return MlflowCollector(MlflowConfig(**settings), cursor).replay(path)
+
+
 REPLAYERS: dict[str, Replayer] = {
+    "mlflow": _mlflow,
     "litellm": _litellm,
     "kserve": _kserve,
     "training_batches": _batches,

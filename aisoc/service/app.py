@@ -112,10 +112,21 @@ class Service:
         self.receiver = Receiver(config.receiver, self.spool, self.dead_letters, self.metrics,
                                  transform=self.analyzers.process if self.analyzers else None)
         self._alert_outputs()
+        from aisoc.collectors.base import CursorStore
+        from aisoc.service.scheduler import PullScheduler
+
+        self.scheduler = PullScheduler(config.collectors, CursorStore(data / "cursors.db"), self._accept_pulled)
         self.detection: DetectionLoop | None = None
         if config.detection.enabled and self.store is not None:
             self.detection = DetectionLoop(self._embedded_detection(), config.detection.interval_seconds)
         self._stopped = threading.Event()
+
+    def _accept_pulled(self, name: str, events: list[dict[str, Any]], rejected: list[Any]) -> None:
+        """Pulled events wait for room in the spool: a collector's cursor has already moved past them."""
+        while self.receiver.accept(name, events, rejected)[0] == 503 and not self._stopped.wait(1.0):
+            rejected = []  # dead-lettered on the first attempt
+        if self._stopped.is_set() and events:
+            log.warning("pulled_events_not_spooled", collector=name, events=len(events))
 
     def _alert_outputs(self) -> None:
         from aisoc.outputs.config import build_dispatcher
@@ -170,6 +181,7 @@ class Service:
         if self.detection is not None:
             self.detection.start()
         self.receiver.start()
+        self.scheduler.start()
         log.info("started", port=self.receiver.port, sinks=[w.sink.name for w in self.workers],
                  sources=sorted(self.config.receiver.sources), data_dir=str(self.config.data_dir))
 
@@ -178,6 +190,7 @@ class Service:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.scheduler.stop()
         self.receiver.stop()
         for worker in self.workers:
             worker.stopping.set()

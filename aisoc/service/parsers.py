@@ -59,22 +59,25 @@ def parse_ndjson(headers: Mapping[str, str], body: bytes, source: str) -> Parsed
     return out
 
 
-def _collector_parser(kind: str) -> Parser:
-    """Parsers of the collectors' own push formats, imported when first used."""
+def _collector_parser(kind: str, options: dict[str, Any]) -> Parser:
+    """Parsers of the collectors' own push formats, with the source's collector settings."""
     if kind == "litellm":
         from aisoc.collectors import llm_gateway
 
-        return lambda headers, body, source: llm_gateway.parse_push(headers, body)
+        gateway = llm_gateway.LLMGatewayConfig(**options)
+        return lambda headers, body, source: llm_gateway.parse_push(headers, body, gateway)
     if kind == "kserve":
         from aisoc.collectors import kserve
 
-        return lambda headers, body, source: kserve.parse_http(headers, body)
+        joiner = kserve.RequestResponseJoiner(kserve.KServeConfig(**options))  # one per source, kept across requests
+        return lambda headers, body, source: kserve.parse_http(headers, body, joiner)
     if kind == "mlflow_webhook":
-        from aisoc.collectors import mlflow
+        from aisoc.collectors.mlflow import MlflowCollector, MlflowConfig
 
-        return lambda headers, body, source: mlflow.parse_webhook(headers, body)
+        collector = MlflowCollector(MlflowConfig(**options))  # verifies X-MLflow-Signature with its secret
+        return lambda headers, body, source: collector.receive_webhook(headers, body)
     raise ValueError(f"unknown source kind {kind!r}")
 
 
-def parser_for(kind: str) -> Parser:
-    return parse_ndjson if kind == "ndjson" else _collector_parser(kind)
+def parser_for(kind: str, options: dict[str, Any] | None = None) -> Parser:
+    return parse_ndjson if kind == "ndjson" else _collector_parser(kind, options or {})

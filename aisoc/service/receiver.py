@@ -59,6 +59,7 @@ class Receiver:
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.transform = transform or (lambda events: events)
+        self._parsers = {name: parser_for(source.kind, source.options) for name, source in config.sources.items()}
         self._transform_lock = threading.Lock()
         self.server = ThreadingHTTPServer((config.host, config.port), self._handler_class())
         self.server.daemon_threads = True
@@ -79,9 +80,13 @@ class Receiver:
 
     def ingest(self, name: str, source: PushSource, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         """Parse, dead-letter the bad records, spool the good ones. Returns (HTTP status, JSON reply)."""
-        parsed = parser_for(source.kind)(headers, body, f"receiver:{name}")
+        parsed = self._parsers[name](headers, body, f"receiver:{name}")
         events = [p for p in parsed if isinstance(p, dict)]
         rejected = [p for p in parsed if isinstance(p, Rejected)]
+        return self.accept(name, events, rejected)
+
+    def accept(self, name: str, events: list[dict[str, Any]], rejected: list[Rejected]) -> tuple[int, dict[str, Any]]:
+        """Dead-letter the rejected records, run the transform, spool the events (pushed or pulled)."""
         for record in rejected:
             self.dead_letters.add(record.source, record.reason, record.raw)
         self.metrics.dead_letters.labels(source=name).inc(len(rejected))
