@@ -36,6 +36,9 @@ class SourceAuth(Strict):
     token: str | None = Field(None, description="bearer token (use ${ENV_VAR})")
     hmac_secret: str | None = Field(None, description="HMAC-SHA256 secret over the body (use ${ENV_VAR})")
     hmac_header: str = "X-Aisoc-Signature"
+    allow_query_token: bool = Field(
+        False, description="also accept the token as ?token= in the URL, for senders that cannot set headers "
+                           "(the KServe logger); use TLS so the URL is not exposed")
 
 
 class PushSource(Strict):
@@ -161,6 +164,21 @@ def load_config(path: Path | None) -> AisocConfig:
         raise ConfigError(problems)
     if not config.data_dir.is_absolute():
         config.data_dir = (path.parent / config.data_dir).resolve()
+    collector_problems = []
+    for name, job in config.collectors.items():
+        from aisoc.collectors.registry import check_options
+        from aisoc.service.scheduler import PullJobConfig
+
+        try:
+            parsed = PullJobConfig.model_validate(job)
+        except ValidationError as exc:
+            collector_problems += [f"{path}: collectors.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                   for e in exc.errors()]
+            continue
+        collector_problems += [f"{path}: collectors.{name}.{problem}" for problem in
+                               check_options(parsed.type, parsed.options)]
+    if collector_problems:
+        raise ConfigError(collector_problems)
     if config.outputs:
         from aisoc.outputs.config import OutputsConfig
 

@@ -158,3 +158,24 @@ def test_respond_is_a_dry_run_by_default_and_audited(cli, tmp_path: Path) -> Non
 def test_validate_checks_the_shipped_playbooks(cli) -> None:
     code, out, _ = cli("validate", "--no-lock")
     assert "playbook-unknown" not in out
+
+
+def test_config_check_names_bad_collector_settings(cli, tmp_path: Path) -> None:
+    config = tmp_path / "aisoc.yml"
+    config.write_text("collectors:\n  logs:\n    type: object_access_logs\n    path: /tmp\n"
+                      "    options: {ingestion_paths: [{bucket: x}]}\n  other:\n    type: nope\n")
+    code, _, err = cli("config", "check", config)
+    assert code == 2
+    assert "collectors.logs.options.ingestion_paths.0.prefix: Field required" in err
+    assert "collectors.other.type: unknown collector 'nope'" in err
+
+
+def test_config_check_refuses_unauthenticated_sources_and_unset_secrets(cli, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("AISOC_NOT_SET", raising=False)
+    config = tmp_path / "aisoc.yml"
+    config.write_text("receiver:\n  sources:\n    open: {kind: ndjson, auth: {}}\n"
+                      "    secret: {kind: ndjson, auth: {token: '${AISOC_NOT_SET}'}}\n")
+    code, _, err = cli("config", "check", config)
+    assert code == 2
+    assert "environment variable AISOC_NOT_SET is not set" in err
+    assert "receiver.sources.open.auth: Value error, every receiver source needs auth.token or auth.hmac_secret" in err

@@ -3,6 +3,31 @@
 Rule test cases can give a platform's own record instead of a hand-written ECS event
 (`{native: litellm, record: {...}}`), so a change in a collector's mapping that breaks a rule
 breaks that rule's test. `aisoc collect --replay` uses the same names.
+
+Kinds (record; options; the collector function that maps it):
+
+- `litellm`: a LiteLLM StandardLoggingPayload; -; `llm_gateway.map_litellm_payload`.
+- `openai_exchange`: `{request, response, meta}` of any OpenAI-compatible gateway; defaults for
+  `meta`; `llm_gateway.map_openai_exchange`.
+- `kserve`: `{events: [structured CloudEvent, ...]}`; `KServeConfig`; `kserve.parse_structured`.
+- `s3_access_log`: `{line: <S3 server access log line>}`; `ObjectAccessConfig`;
+  `training_data.map_s3_access_log_line`.
+- `minio_audit`: a MinIO audit webhook record; `ObjectAccessConfig`; `training_data.map_minio_audit`.
+- `data_batch`: `{file, content, manifest?, mtime?}`; `BatchLandingConfig`; `BatchLandingSource.replay`.
+- `mlflow`: `{records: [REST response page or webhook delivery, ...]}`; `MlflowConfig`;
+  `mlflow.MlflowCollector.replay`.
+- `modelscan`: `{report, path?, observed_at?}`; model_name, model_version, repo_id, host;
+  `supply_chain.map_modelscan_report`.
+- `hub_model_info`: `{info, requested_revision, expected_hashes?, observed_at?}`; endpoint, host;
+  `supply_chain.map_hub_model_info`.
+- `sbom_diff`: `{old, new, observed_at?}` (CycloneDX JSON); approvals; `supply_chain.diff_sboms`.
+- `pip_environment`: `{inspect, lock, site_packages?, install_report?, observed_at?}`; approvals,
+  host; `supply_chain.verify_environment`.
+- `model_signature`: `{model, files, signature?, observed_at?}`; `ModelSigningPolicy` (keys and CA
+  certificates as PEM text), model_name, model_version, host; `supply_chain.verify_model_signature`.
+
+Records that need files (batches, site-packages, signed models) are written to a temporary
+directory first, so `file.path`-like fields name that directory.
 """
 
 from __future__ import annotations
@@ -21,6 +46,13 @@ def _litellm(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, 
     from aisoc.collectors.llm_gateway import map_litellm_payload
 
     return list(map_litellm_payload(record))
+
+
+def _openai_exchange(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
+    """`record: {request: {...}, response: {...} | null, meta: ExchangeMeta}`; options give meta defaults."""
+    from aisoc.collectors.llm_gateway import map_openai_exchange
+
+    return [map_openai_exchange(record["request"], record.get("response"), {**options, **record["meta"]})]
 
 
 def _kserve(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
@@ -57,10 +89,12 @@ def _modelscan(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str
 
 
 def _hub(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
+    """Options: `endpoint` (a hub mirror; default huggingface.co) and `host` (where the model was resolved)."""
     from aisoc.collectors.supply_chain import map_hub_model_info
 
     return [map_hub_model_info(record["info"], record["requested_revision"],
-                               expected_hashes=record.get("expected_hashes"), observed_at=record.get("observed_at"))]
+                               expected_hashes=record.get("expected_hashes"), observed_at=record.get("observed_at"),
+                               **options)]
 
 
 def _sbom_diff(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
@@ -71,27 +105,147 @@ def _sbom_diff(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str
 
 
 def _batch(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
-    """`record: {file: name, content: text, manifest: {...}}` — a landed batch and its manifest."""
+    """`record: {file: name, content: text, manifest: {...}, mtime: ISO time}` — a landed batch and its manifest.
+
+    Without `manifest` the batch lands alone (no manifest file); `mtime` sets the batch file's
+    modification time, which is the landing time when the manifest has no `landed_at`.
+    """
     import json
+    import os
+    from datetime import datetime
 
     from aisoc.collectors.training_data import BatchLandingConfig, BatchLandingSource
+    from aisoc.rules.model import normalize_timestamp
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        (root / record["file"]).write_text(record["content"], encoding="utf-8")
-        (root / f"{record['file']}.manifest.json").write_text(json.dumps(record["manifest"]), encoding="utf-8")
+        batch = root / record["file"]
+        batch.parent.mkdir(parents=True, exist_ok=True)
+        batch.write_text(record["content"], encoding="utf-8")
+        if record.get("mtime") is not None:
+            stamp = normalize_timestamp(record["mtime"])
+            if stamp is None:
+                raise TypeError("mtime must be an ISO-8601 time")
+            seconds = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+            os.utime(batch, (seconds, seconds))
+        if record.get("manifest") is not None:
+            (root / f"{record['file']}.manifest.json").write_text(json.dumps(record["manifest"]), encoding="utf-8")
         return list(BatchLandingSource(BatchLandingConfig(**options)).replay(root))
+
+
+def _mlflow(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
+    """`record: {records: [...]}` — MLflow REST responses and webhook deliveries, replayed in order.
+
+    Each item is a `model-versions/search`, `registered-models/search` or `runs/search` response
+    (or a single `model_version` / `registered_model`), or a webhook delivery `{headers, body}`.
+    The items share one registry snapshot, as in one `MlflowCollector.replay` of a file, so a later
+    alias or stage change sees the tags and lineage of a version an earlier item registered. A record
+    without `records` is a single item. Options are `MlflowConfig` fields; `tracking_uri` defaults to
+    https://mlflow.internal (replay never contacts it).
+    """
+    import json
+
+    from aisoc.collectors.mlflow import MlflowCollector, MlflowConfig
+
+    items = record["records"] if "records" in record else [record]
+    if not isinstance(items, list):
+        raise TypeError("'records' must be a list")
+    config = MlflowConfig(**{"tracking_uri": "https://mlflow.internal", **options})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "records.ndjson"
+        path.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+        with MlflowCollector(config) as collector:
+            return list(collector.replay(path))
+
+
+def _write_tree(root: Path, files: dict[str, Any]) -> None:
+    """Files under `root`: path -> text, or `{base64: ...}` for binary content; paths stay inside `root`."""
+    import base64
+
+    for name, content in files.items():
+        target = (root / name).resolve()
+        if not target.is_relative_to(root.resolve()):
+            raise TypeError(f"file {name!r} points outside the record's directory")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, dict) and "base64" in content:
+            target.write_bytes(base64.b64decode(content["base64"]))
+        elif isinstance(content, str):
+            target.write_text(content, encoding="utf-8")
+        else:
+            raise TypeError(f"file {name!r} must be text or {{base64: ...}}")
+
+
+def _pip_environment(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
+    """`record: {inspect: <pip inspect JSON>, lock: <hash-pinned lock text>, site_packages: {path: text}}`.
+
+    `site_packages` holds the installed files the RECORDs are checked against (each dist-info with its
+    RECORD, and the package files); dist-infos not given are not checked. Optional `install_report`
+    (`pip install --report` JSON) and `observed_at`. Options: `approvals`, `host`.
+    """
+    from aisoc.collectors.supply_chain import verify_environment
+
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site-packages"
+        site.mkdir()
+        _write_tree(site, record.get("site_packages") or {})
+        return list(verify_environment(record["inspect"], site, record["lock"],
+                                       install_report=record.get("install_report"),
+                                       approvals=options.get("approvals"), host=options.get("host"),
+                                       observed_at=record.get("observed_at")))
+
+
+def _model_signature(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
+    """`record: {model: dir name, files: {path: text}, signature: <model_signing bundle> | absent}`.
+
+    The model directory and its signature (`<model>.sig`, next to it; none when `signature` is
+    absent) are written out and verified offline. Options: the `ModelSigningPolicy` with
+    `public_keys` as signer name -> PEM text and `certificate_chain` as a list of PEM texts, plus
+    `model_name`, `model_version`, `host`.
+    """
+    import json
+
+    from aisoc.collectors.supply_chain import verify_model_signature
+
+    policy = {k: v for k, v in options.items() if k not in ("model_name", "model_version", "host")}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        keys = root / "policy"
+        keys.mkdir()
+        public_keys = {}
+        for number, (name, pem) in enumerate(sorted((policy.get("public_keys") or {}).items())):
+            (keys / f"key{number}.pem").write_text(pem, encoding="utf-8")
+            public_keys[name] = keys / f"key{number}.pem"
+        chain = []
+        for number, pem in enumerate(policy.get("certificate_chain") or []):
+            (keys / f"ca{number}.pem").write_text(pem, encoding="utf-8")
+            chain.append(keys / f"ca{number}.pem")
+        policy = {**policy, "public_keys": public_keys, "certificate_chain": chain}
+        model = root / str(record["model"])
+        if model.parent != root:
+            raise TypeError("model must be a plain directory name")
+        model.mkdir()
+        _write_tree(model, record["files"])
+        signature = root / f"{record['model']}.sig"
+        if record.get("signature") is not None:
+            signature.write_text(json.dumps(record["signature"]), encoding="utf-8")
+        return [verify_model_signature(model, signature, policy, model_name=options.get("model_name"),
+                                       model_version=options.get("model_version"), host=options.get("host"),
+                                       observed_at=record.get("observed_at"))]
 
 
 MAPPERS: dict[str, Mapper] = {
     "litellm": _litellm,
+    "openai_exchange": _openai_exchange,
     "kserve": _kserve,
     "s3_access_log": _s3_access_log,
     "minio_audit": _minio_audit,
+    "data_batch": _batch,
+    "mlflow": _mlflow,
     "modelscan": _modelscan,
     "hub_model_info": _hub,
     "sbom_diff": _sbom_diff,
-    "data_batch": _batch,
+    "pip_environment": _pip_environment,
+    "model_signature": _model_signature,
 }
 
 

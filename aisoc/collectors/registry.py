@@ -97,6 +97,31 @@ REPLAYERS: dict[str, Replayer] = {
 }
 
 
+def _option_models() -> dict[str, type[Any]]:
+    from aisoc.collectors.kserve import KServeConfig
+    from aisoc.collectors.mlflow import MlflowConfig
+    from aisoc.collectors.training_data import BatchLandingConfig, ObjectAccessConfig
+
+    return {"kserve": KServeConfig, "training_batches": BatchLandingConfig, "object_access_logs": ObjectAccessConfig,
+            "mlflow": MlflowConfig}
+
+
+def check_options(name: str, options: dict[str, Any]) -> list[str]:
+    """Problems with a collector's settings, as `key: message` lines ([] when they are valid)."""
+    from pydantic import ValidationError
+
+    if name not in REPLAYERS:
+        return [f"type: unknown collector {name!r}; choose one of: {', '.join(sorted(REPLAYERS))}"]
+    model = _option_models().get(name)
+    if model is None:
+        return []
+    try:
+        model.model_validate({"tracking_uri": "http://mlflow.invalid", **options} if name == "mlflow" else options)
+    except ValidationError as exc:
+        return [f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return []
+
+
 def replay(name: str, path: Path, options: dict[str, Any] | None = None,
            cursor: CursorStore | None = None) -> Iterator[dict[str, Any] | Rejected]:
     if name not in REPLAYERS:

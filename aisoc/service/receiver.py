@@ -36,13 +36,19 @@ RETRY_AFTER_SECONDS = 5
 Transform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
-def authenticate(source: PushSource, headers: Any, body: bytes) -> bool:
+def authenticate(source: PushSource, headers: Any, body: bytes, query: str = "") -> bool:
     auth = source.auth
     if auth.token:
         given = headers.get("Authorization", "")
         expected = f"Bearer {auth.token}"
         if hmac.compare_digest(given.encode(), expected.encode()):
             return True
+        if auth.allow_query_token:
+            from urllib.parse import parse_qs
+
+            for candidate in parse_qs(query).get("token", []):
+                if hmac.compare_digest(candidate.encode(), auth.token.encode()):
+                    return True
     if auth.hmac_secret:
         given = headers.get(auth.hmac_header, "")
         digest = hmac.new(auth.hmac_secret.encode(), body, hashlib.sha256).hexdigest()
@@ -167,7 +173,7 @@ class Receiver:
                     return 408, {"error": "request body too slow"}, {}
                 if len(body) < length:
                     return 400, {"error": "body shorter than Content-Length"}, {}
-                if not authenticate(source, self.headers, body):
+                if not authenticate(source, self.headers, body, self.path.partition("?")[2]):
                     receiver.metrics.auth_failures.labels(source=name).inc()
                     log.warning("auth_failed", source=name, client=self.client_address[0])
                     return 401, {"error": "authentication failed"}, {"WWW-Authenticate": "Bearer"}
