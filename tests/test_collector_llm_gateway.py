@@ -800,3 +800,17 @@ def test_real_litellm_proxy_pushes_payloads_our_receiver_maps(litellm_proxy: dic
     outsider = next(e for e in events if e.get("aisoc.api_key.hash") != master_hash)
     assert outsider["aisoc.api_key.hash"] == hashlib.sha256(stranger_key.encode()).hexdigest()
     assert outsider["event.outcome"] == "failure"
+
+
+def test_payload_without_a_response_object_still_maps() -> None:
+    """Guardrail-blocked and failed calls often carry no `response`: they must not be rejected."""
+    import json as _json
+
+    from aisoc.collectors.llm_gateway import map_litellm_payload
+
+    payload = _json.loads((Path(__file__).parent / "fixtures" / "llm_gateway" / "guardrail_attacks.ndjson")
+                          .read_text().splitlines()[0])
+    payload.pop("response", None)
+    for status in ("failure", "success"):
+        events = map_litellm_payload({**payload, "status": status})
+        assert len(events) == 1 and events[0]["event.action"] == "llm-request"

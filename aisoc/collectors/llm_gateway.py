@@ -571,7 +571,7 @@ def map_litellm_payload(payload: dict[str, Any]) -> list[dict[str, Any]]:
                    + (f" (guardrail {guardrails['aisoc.llm.guardrail.outcome']})"
                       if guardrails.get("aisoc.llm.guardrail.outcome") not in (None, "passed") else ""),
     }
-    if fields["gen_ai.response.id"] is None and status == "success":
+    if fields.get("gen_ai.response.id") is None and status == "success":
         fields["gen_ai.response.id"] = record_id
     event = make_event(
         layer=LAYER, provider=PROVIDER, action=ACTION, record_id=(call_id or record_id, record_id),
