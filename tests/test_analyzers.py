@@ -156,7 +156,7 @@ def test_token_zscore_against_the_weighted_baseline_of_previous_hours() -> None:
 
 
 def test_token_zscore_matches_pandas_ewm() -> None:
-    pd = pytest.importorskip("pandas")
+    import pandas as pd  # installed with mlflow (test extra)
     hourly = [float(400 + (h * 37) % 90) for h in range(40)] + [9000.0]
     events = [llm(h * 3600 + 5, "k", tokens_in=int(x), tokens_out=0) for h, x in enumerate(hourly)]
     signals = run(ApiKeyTokenZscore(StateStore()), events, until=len(hourly) * 3600)
@@ -280,7 +280,7 @@ def test_js_distance_by_hand_and_against_scipy() -> None:
     assert js_distance({"a": 1, "b": 1}, {"a": 5}) == pytest.approx(math.sqrt((kl_pm + kl_qm) / 2), abs=1e-12)
     assert js_distance({"a": 3}, {"b": 7}) == 1.0
     assert js_distance({"a": 2, "b": 6}, {"a": 1, "b": 3}) == 0.0
-    spatial = pytest.importorskip("scipy.spatial.distance")
+    from scipy.spatial import distance as spatial  # installed with mlflow (test extra)
     p, q = {"a": 10, "b": 30, "c": 60}, {"a": 40, "b": 40, "d": 20}
     keys = ["a", "b", "c", "d"]
     expected = spatial.jensenshannon([p.get(k, 0) for k in keys], [q.get(k, 0) for k in keys], base=2)

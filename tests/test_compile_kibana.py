@@ -180,8 +180,9 @@ def test_pack_rules_export_valid_kibana_rules(
 ) -> None:
     try:
         body = kibana_rule(rule, catalog)
-    except KibanaUnsupported as exc:
-        pytest.skip(f"no Kibana rule type for {rule.path.name}: {exc}")
+    except KibanaUnsupported as exc:  # allowed only with a reason a SOC engineer can act on
+        assert rule.is_correlation and len(str(exc)) > 20, exc
+        return
     _check_exported(rule, body, registry, catalog)
     assert any(t.startswith(ATLAS_TAG_PREFIX) for t in body["tags"]), "pack rules must be mapped to ATLAS"
 

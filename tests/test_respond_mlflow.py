@@ -50,7 +50,7 @@ def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not exe.exists():
         found = shutil.which("mlflow")
         if not found:
-            pytest.skip("mlflow is not installed (pip install 'aisoc[test]')")
+            pytest.fail("mlflow is not installed: run bash scripts/test.sh (it installs aisoc[test])")
         exe = Path(found)
     work = tmp_path_factory.mktemp("mlflow")
     port = _free_port()
