@@ -12,6 +12,10 @@ LAYERS = ("data", "model", "inference", "supply_chain")
 OWNER_TEAMS = ("SOC", "ML Ops", "Data Science", "Risk")
 TEST_BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 MAX_REPEAT = 5000
+# native record kinds whose mapping is stamped with the time the tool ran (`observed_at`)
+OBSERVED_AT_KINDS = frozenset({"modelscan", "hub_model_info", "sbom_diff", "pip_environment", "model_signature"})
+# native record kinds written to a temporary directory before mapping (the path is part of the identity)
+TEMP_DIR_KINDS = frozenset({"model_signature", "pip_environment", "data_batch"})
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -52,9 +56,22 @@ class NativeRecord(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
     def events(self) -> list[dict[str, Any]]:
+        """The mapped events. Records of tools that stamp the time of observation (scans, signature checks,
+        SBOM diffs) get a fixed one unless they give their own, so the same case always maps to the same events."""
+        import json
+
+        from aisoc.collectors.base import event_id
         from aisoc.collectors.native import map_native
 
-        return [flatten_event(e) for e in map_native(self.native, self.record, self.options)]
+        record = self.record
+        if self.native in OBSERVED_AT_KINDS and "observed_at" not in record:
+            record = {**record, "observed_at": _iso(TEST_BASE_TIME)}
+        events = [flatten_event(e) for e in map_native(self.native, record, self.options)]
+        if self.native in TEMP_DIR_KINDS:  # their collector identity includes a temporary directory
+            canonical = json.dumps([record, self.options], sort_keys=True, default=str)
+            for index, event in enumerate(events):
+                event["event.id"] = event_id(f"native:{self.native}", canonical, index)
+        return events
 
 
 class TestCase(BaseModel):
