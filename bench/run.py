@@ -63,8 +63,15 @@ def main() -> None:
     print(f"{'measurement':34} {'total ms':>10} {'ms/rule':>9} {'x baseline':>11}")
     for name, seconds in results.items():
         print(f"{name:34} {seconds * 1000:10.1f} {seconds * 1000 / len(files):9.2f} {seconds / base:11.1f}")
+    import collectors
     from es_sink import elasticsearch, measure
     from serve import measure_all, print_rows
+
+    print()
+    print(f"{'collector':36} {'events/s':>10} {'x json round trip':>18}")
+    for name, (records, fn) in collectors.cases().items():
+        rate, ratio = collectors.measure(records, fn, 3000)
+        print(f"{name:36} {rate:10,.0f} {ratio:18.2f}   (goal >= 0.3)")
 
     if args.no_es:
         print()

@@ -1,0 +1,76 @@
+"""Normalization throughput per collector, as events/s and as a ratio to a plain `json.loads` +
+`json.dumps` round trip of the same native records in the same process (goal: at least 0.3).
+
+    python bench/collectors.py [--records N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+
+
+def _records(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+def cases() -> dict[str, tuple[list[str], Callable[[str], Any]]]:
+    from aisoc.collectors.kserve import RequestResponseJoiner, parse_structured
+    from aisoc.collectors.llm_gateway import map_litellm_payload
+    from aisoc.collectors.supply_chain import map_hub_model_info
+    from aisoc.collectors.training_data import ObjectAccessConfig, map_minio_audit, map_s3_access_log_line
+
+    object_config = ObjectAccessConfig(ingestion_paths=["s3://training-landing/txn/"], pipeline_identities=["*svc*"])
+    joiner = RequestResponseJoiner()
+    hub = [json.dumps(json.loads(p.read_text())) for p in sorted((FIXTURES / "supply_chain").glob("hub_*.json"))]
+    return {
+        "litellm (StandardLoggingPayload)": (
+            _records(FIXTURES / "llm_gateway" / "benign_traffic.ndjson"),
+            lambda raw: map_litellm_payload(json.loads(raw))),
+        "kserve (structured CloudEvents)": (
+            _records(FIXTURES / "kserve" / "structured_events.ndjson"),
+            lambda raw: parse_structured(json.loads(raw), joiner)),
+        "s3 server access log": (
+            _records(FIXTURES / "training_data" / "s3_access.log"),
+            lambda raw: map_s3_access_log_line(raw, object_config)),
+        "minio audit": (
+            _records(FIXTURES / "training_data" / "minio_audit.jsonl"),
+            lambda raw: map_minio_audit(json.loads(raw), object_config)),
+        "huggingface model info": (hub, lambda raw: map_hub_model_info(json.loads(raw), "main")),
+    }
+
+
+def measure(records: list[str], fn: Callable[[str], Any], n: int) -> tuple[float, float]:
+    batch = (records * (n // len(records) + 1))[:n]
+    start = time.perf_counter()
+    for raw in batch:
+        json.dumps(json.loads(raw) if raw.lstrip().startswith(("{", "[")) else {"line": raw})
+    baseline = time.perf_counter() - start
+    start = time.perf_counter()
+    for raw in batch:
+        try:
+            fn(raw)
+        except ValueError:
+            pass  # a deliberately bad fixture record: rejected, still work done
+    ours = time.perf_counter() - start
+    return n / ours, baseline / ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=5000)
+    args = parser.parse_args()
+    print(f"{'collector':36} {'events/s':>10} {'x json round trip':>18}")
+    for name, (records, fn) in cases().items():
+        rate, ratio = measure(records, fn, args.records)
+        print(f"{name:36} {rate:10,.0f} {ratio:18.2f}   (goal >= 0.3)")
+
+
+if __name__ == "__main__":
+    main()
