@@ -22,6 +22,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from aisoc.rules.model import flatten_event
+
 _TOKEN = re.compile(r"\$(\$?)\{([^{}]*)\}")
 _FIELD = re.compile(r"^@?[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 OMIT = object()  # sentinel: drop this parameter
@@ -31,16 +33,9 @@ class TemplateError(ValueError):
     """A template names a field the alert lacks, or is malformed, or splices an unsafe value."""
 
 
-def flat_fields(doc: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Nested or dotted document -> dotted keys."""
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flat_fields(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
+    return flatten_event(dict(doc))
 
 
 def _parse(expr: str) -> tuple[list[str], bool]:
