@@ -16,6 +16,8 @@ Kinds (record; options; the collector function that maps it):
 - `data_batch`: `{file, content, manifest?, mtime?}`; `BatchLandingConfig`; `BatchLandingSource.replay`.
 - `mlflow`: `{records: [REST response page or webhook delivery, ...]}`; `MlflowConfig`;
   `mlflow.MlflowCollector.replay`.
+- `mlflow_poll`: `{polls: [recorded registry state, ...]}`, served on loopback; `MlflowConfig`;
+  `mlflow.MlflowCollector.poll` (live lineage lookups and artifact verification).
 - `modelscan`: `{report, path?, observed_at?}`; model_name, model_version, repo_id, host;
   `supply_chain.map_modelscan_report`.
 - `hub_model_info`: `{info, requested_revision, expected_hashes?, observed_at?}`; endpoint, host;
@@ -158,6 +160,147 @@ def _mlflow(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, A
             return list(collector.replay(path))
 
 
+def _mlflow_poll(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
+    """`record: {polls: [registry state, ...]}` — `MlflowCollector.poll` against a recorded MLflow server.
+
+    Each state is what the REST API answered at one poll: `registered_models` and `model_versions`
+    (the search responses' items), `runs` (Run objects, for `runs/get` lineage and `runs/search` of
+    watched experiments) and `artifacts` (run id -> {artifact path: text or {base64: ...}}). The
+    states are served on loopback and polled in order by one collector, so the second poll diffs
+    against the first (stage moves, tampered artifacts). A run id missing from `runs` answers 404
+    (a dangling run). Events the collector stamps with the poll time (alias changes, artifact
+    verification) get the state's `polled_at`, by default one minute after the latest time the state
+    holds, so a case maps to the same events every time. Options are `MlflowConfig` fields;
+    `verify_artifacts` defaults to true and `artifact_verify_interval_seconds` to 0.
+    """
+    import threading
+    from unittest import mock
+
+    from aisoc.collectors import mlflow
+    from aisoc.collectors.mlflow import MlflowCollector, MlflowConfig
+
+    states = record["polls"]
+    if not isinstance(states, list) or not all(isinstance(s, dict) for s in states):
+        raise TypeError("'polls' must be a list of registry states")
+    current: dict[str, Any] = {}
+    server = _recorded_mlflow_server(current)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = {"tracking_uri": f"http://127.0.0.1:{server.server_address[1]}", "verify_artifacts": True,
+                    "artifact_verify_interval_seconds": 0, **options}
+        out: list[dict[str, Any] | Rejected] = []
+        with MlflowCollector(MlflowConfig(**settings)) as collector:
+            for state in states:
+                current["state"] = state
+                polled_at = _poll_time(state)
+                with mock.patch.object(mlflow, "_now_iso", lambda at=polled_at: at):
+                    out.extend(collector.poll())
+        return out
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _poll_time(state: dict[str, Any]) -> str:
+    """When a recorded state was polled: its `polled_at`, else a minute after the latest registry time in it."""
+    from aisoc.collectors.base import epoch_ms_to_iso
+    from aisoc.rules.model import normalize_timestamp
+
+    if state.get("polled_at") is not None:
+        stamp = normalize_timestamp(state["polled_at"])
+        if stamp is None:
+            raise TypeError("polled_at must be an ISO-8601 time")
+        return stamp
+    items = [*(state.get("registered_models") or []), *(state.get("model_versions") or []),
+             *[r.get("info") or {} for r in state.get("runs") or []]]
+    times = [int(v) for item in items for k in ("creation_timestamp", "last_updated_timestamp", "start_time",
+                                                "end_time")
+             if str(v := item.get(k, "")).isdigit()]
+    if not times:
+        raise TypeError("a poll state without registry times needs 'polled_at'")
+    return epoch_ms_to_iso(max(times) + 60_000) or ""
+
+
+def _recorded_mlflow_server(current: dict[str, Any]) -> Any:
+    """A loopback HTTP server answering MLflow REST calls from `current["state"]`, a recorded registry state."""
+    import base64
+    import json
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    def content(value: Any) -> bytes:
+        if isinstance(value, dict) and "base64" in value:
+            return base64.b64decode(value["base64"])
+        return str(value).encode("utf-8")
+
+    def answer(method: str, path: str, query: dict[str, str], body: dict[str, Any]) -> tuple[int, Any]:
+        state = current.get("state") or {}
+        runs = {r["info"].get("run_id") or r["info"].get("run_uuid"): r for r in state.get("runs") or []}
+        route = path.removeprefix("/api/2.0/mlflow/")
+        if route == "registered-models/search":
+            return 200, {"registered_models": state.get("registered_models") or []}
+        if route == "model-versions/search":
+            return 200, {"model_versions": state.get("model_versions") or []}
+        if route == "model-versions/get":
+            found = [v for v in state.get("model_versions") or []
+                     if v.get("name") == query.get("name") and str(v.get("version")) == query.get("version")]
+            if found:
+                return 200, {"model_version": found[0]}
+        elif route == "runs/get" and query.get("run_id") in runs:
+            return 200, {"run": runs[query["run_id"]]}
+        elif route == "runs/search" and method == "POST":
+            wanted = {str(e) for e in body.get("experiment_ids") or []}
+            return 200, {"runs": [r for r in runs.values() if str(r["info"].get("experiment_id")) in wanted]}
+        elif route == "artifacts/list" and (query.get("run_id") in runs
+                                            or query.get("run_id") in (state.get("artifacts") or {})):
+            files = (state.get("artifacts") or {}).get(query.get("run_id"), {})
+            prefix = query.get("path", "").strip("/")
+            listed: dict[str, dict[str, Any]] = {}
+            for name, value in files.items():
+                if prefix and not name.startswith(prefix + "/"):
+                    continue
+                rest = name[len(prefix) + 1:] if prefix else name
+                head, sep, _ = rest.partition("/")
+                child = f"{prefix}/{head}" if prefix else head
+                listed[child] = {"path": child, "is_dir": True} if sep else {
+                    "path": child, "is_dir": False, "file_size": len(content(value))}
+            return 200, {"root_uri": f"mlflow-artifacts:/{query.get('run_id')}/artifacts",
+                         "files": sorted(listed.values(), key=lambda f: f["path"])}
+        elif path == "/get-artifact":
+            files = (state.get("artifacts") or {}).get(query.get("run_id") or query.get("run_uuid"), {})
+            if query.get("path") in files:
+                return 200, content(files[query["path"]])
+        return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"{route} {query} not found"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, method: str) -> None:
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}") if length else {}
+            status, data = answer(method, url.path, query, body)
+            raw = data if isinstance(data, bytes) else json.dumps(data).encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream" if isinstance(data, bytes)
+                             else "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self._reply("GET")
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self._reply("POST")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
 def _write_tree(root: Path, files: dict[str, Any]) -> None:
     """Files under `root`: path -> text, or `{base64: ...}` for binary content; paths stay inside `root`."""
     import base64
@@ -241,6 +384,7 @@ MAPPERS: dict[str, Mapper] = {
     "minio_audit": _minio_audit,
     "data_batch": _batch,
     "mlflow": _mlflow,
+    "mlflow_poll": _mlflow_poll,
     "modelscan": _modelscan,
     "hub_model_info": _hub,
     "sbom_diff": _sbom_diff,
