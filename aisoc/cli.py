@@ -588,28 +588,46 @@ def run_detection(
 
 @app.command()
 def demo(
+    scale: Annotated[str, typer.Option(help="small (tests, ~30 s) or default (5 simulated days, ~2 min).")] = "default",
+    seed: Annotated[int, typer.Option(help="Simulation seed: the same seed gives the same platform and attacks.")] = 7,
+    out: Annotated[Path, typer.Option("--out", help="Work directory for native files and reports.")] = Path(
+        "aisoc-demo"),
+    html: Annotated[Path | None, typer.Option(help="HTML report (default: OUT/report.html).")] = None,
+    keep_events: Annotated[bool, typer.Option(help="Keep the embedded store OUT/events.db.")] = False,
     rules_path: Annotated[list[Path] | None, typer.Option("--rules", "-r", help="Rule files or dirs.")] = None,
+    scenarios: Annotated[bool, typer.Option("--scenarios", help="Instead: replay the rules' own test cases "
+                                                                "on one timeline.")] = False,
 ) -> None:
-    """Replay the pack's attack scenarios and benign look-alikes through the embedded engine.
+    """Simulate an AI platform under a red-team run and report what the pipeline detected.
 
-    Exit 1 if an attack scenario goes undetected by its own rule, or a look-alike fires its own rule.
+    The simulated platform's native telemetry goes through the real collectors, analyzers, the
+    embedded store and the rule pack; incidents, ATLAS coverage, time to alert per attack and any
+    missed attack are printed, and an HTML report is written. Exit 1 if an attack is missed or an
+    alert fires on benign activity.
     """
-    from aisoc.atlas.catalog import load_catalog
-    from aisoc.atlas.coverage import RuleCoverageInput, build_coverage, coverage_text
-    from aisoc.demo import render_text, run_demo
-    from aisoc.detect.ruletest import test_rule_sqlite
-    from aisoc.rules.loader import load_rules
+    if scenarios:
+        from aisoc.atlas.catalog import load_catalog
+        from aisoc.demo_scenarios import render_text, replay_rule_scenarios
+        from aisoc.rules.loader import load_rules
 
-    catalog = load_catalog()
-    rules, _ = load_rules(_rule_paths(rules_path))
-    typer.echo(f"aisoc demo: {len(rules)} rules, embedded SQLite engine, no network", err=True)
-    report = run_demo(rules, catalog, progress=lambda msg: typer.echo(msg, err=True))
-    typer.echo(render_text(report))
-    inputs = [RuleCoverageInput(r.rule_id, r.title, r.layer or "unknown", r.atlas_tags, test_rule_sqlite(r).passed)
-              for r in rules]
-    typer.echo("")
-    typer.echo(coverage_text(build_coverage(inputs, catalog)))
-    raise typer.Exit(EXIT_FINDINGS if report.missed or report.false_positives else EXIT_OK)
+        rules, _ = load_rules(_rule_paths(rules_path))
+        report = replay_rule_scenarios(rules, load_catalog(), lambda msg: typer.echo(msg, err=True))
+        typer.echo(render_text(report))
+        raise typer.Exit(EXIT_FINDINGS if report.missed or report.false_positives else EXIT_OK)
+    from aisoc.demo import DemoOptions, demo_command
+    from aisoc.simulate.world import get_scale
+
+    try:
+        get_scale(scale)
+    except ValueError as exc:
+        _fail_usage(str(exc))
+    try:
+        code = demo_command(DemoOptions(work_dir=out, scale=scale, seed=seed,
+                                        rules=_rule_paths(rules_path) if rules_path else None,
+                                        html=html, keep_events=keep_events))
+    except FileExistsError as exc:
+        _fail_usage(f"{exc}; choose another --out or empty it")
+    raise typer.Exit(EXIT_FINDINGS if code else EXIT_OK)
 
 
 @app.command()

@@ -57,7 +57,7 @@ def test_detect_prints_ndjson_alerts(cli, tmp_path: Path) -> None:
 
 
 def test_demo_on_fixture_rules_detects_every_attack_and_no_lookalike(cli) -> None:
-    code, out, _ = cli("demo", "--rules", REPO / "tests" / "fixtures" / "rules")
+    code, out, _ = cli("demo", "--scenarios", "--rules", REPO / "tests" / "fixtures" / "rules")
     assert code == 0, out
     assert "attacks detected by their rule: 6 of 6" in out
     assert "benign look-alikes that raised their own rule: 0" in out
@@ -67,7 +67,7 @@ def test_demo_on_fixture_rules_detects_every_attack_and_no_lookalike(cli) -> Non
 def test_demo_reports_a_missed_attack(cli, rule_tree: Path) -> None:
     path = rule_tree / "inference" / SINGLE_RULE.name
     path.write_text(path.read_text().replace("aisoc.signal.value|gte: 0.8", "aisoc.signal.value|gte: 0.95"))
-    code, out, _ = cli("demo", "--rules", rule_tree)
+    code, out, _ = cli("demo", "--scenarios", "--rules", rule_tree)
     assert code == 1
     assert "MISSED: Fixture - API key asks for logprobs on most requests" in out
 

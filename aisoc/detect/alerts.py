@@ -27,6 +27,7 @@ class AlertGroup:
     last: str
     count: int
     event_ids: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set, repr=False)  # the same ids, for O(1) membership
 
 
 def _time(value: str) -> datetime:
@@ -60,13 +61,14 @@ def suppress(matches: Iterable[Match], window: timedelta = DEFAULT_SUPPRESSION) 
         key = (match.rule.rule_id, entity_label(match.entity), bucket)
         group = groups.get(key)
         if group is None:
-            groups[key] = AlertGroup(match, bucket, match.first, match.last, len(set(match.event_ids)),
-                                     list(dict.fromkeys(match.event_ids)))
+            ids = list(dict.fromkeys(match.event_ids))
+            groups[key] = AlertGroup(match, bucket, match.first, match.last, len(ids), ids, set(ids))
             continue
         group.last = max(group.last, match.last)
-        new_ids = [i for i in dict.fromkeys(match.event_ids) if i not in group.event_ids]
+        new_ids = [i for i in dict.fromkeys(match.event_ids) if i not in group.seen]
         group.count += len(new_ids)
         group.event_ids.extend(new_ids)
+        group.seen.update(new_ids)
     return sorted(groups.values(), key=lambda g: (g.first, g.match.rule.rule_id))
 
 

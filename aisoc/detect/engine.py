@@ -61,7 +61,7 @@ def run_rule(store: EventStore, rule: RuleFile, sql: str | None = None) -> list[
     store.ensure_columns(rule_fields(rule))
     rows = store.query(sql)
     if rule.is_correlation:
-        return [_correlation_match(rule, row) for row in rows]
+        return [_with_event_times(store, _correlation_match(rule, row)) for row in rows]
     seen: set[str] = set()  # rows of one multi-valued event share its event.id: one match each
     matches = []
     for row in rows:
@@ -76,6 +76,20 @@ def single_event_match(rule: RuleFile, flat: dict[str, Any], event_id: str, time
     names = entity_fields(rule) or [next((f for f in DEFAULT_ENTITY_FIELDS if flat.get(f) is not None), "")]
     entity = {name: flat.get(name) for name in names if name and flat.get(name) is not None}
     return Match(rule, [event_id], timestamp, timestamp, entity)
+
+
+def _with_event_times(store: EventStore, match: Match) -> Match:
+    """first/last = the times of the first and last triggering events (not the window's bounds)."""
+    ids = match.event_ids
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        low, high = store.conn.execute(
+            f'SELECT MIN("@timestamp"), MAX("@timestamp") FROM logs WHERE "event.id" IN ({marks})', chunk).fetchone()
+        if low is not None:
+            match.first = low if start == 0 else min(match.first, low)
+            match.last = high if start == 0 else max(match.last, high)
+    return match
 
 
 def _correlation_match(rule: RuleFile, row: dict[str, Any]) -> Match:
