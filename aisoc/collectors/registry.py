@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,8 @@ def _hub(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Ite
             continue
         info = item[1]
         repo = info.get("id") if isinstance(info, dict) else None
-        yield map_hub_model_info(info, revisions.get(repo, "main"))
+        observed = datetime.fromtimestamp(item[0].stat().st_mtime, tz=UTC)  # when the info was saved
+        yield map_hub_model_info(info, revisions.get(repo, "main"), observed_at=observed)
 
 
 def _mlflow(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:

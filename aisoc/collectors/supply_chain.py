@@ -488,8 +488,11 @@ _SCHEMA_VERSIONS = {"1.4": "V1_4", "1.5": "V1_5", "1.6": "V1_6"}
 
 def validate_sbom(sbom: dict[str, Any]) -> str | None:
     """cyclonedx-python-lib's strict JSON-schema validation; the validator's message, or None if valid."""
-    from cyclonedx.schema import SchemaVersion
-    from cyclonedx.validation.json import JsonStrictValidator
+    try:
+        from cyclonedx.schema import SchemaVersion
+        from cyclonedx.validation.json import JsonStrictValidator
+    except ImportError:
+        return "cannot validate the SBOM: cyclonedx-python-lib is not installed (pip install 'aisoc[supply-chain]')"
 
     spec = sbom.get("specVersion")
     if sbom.get("bomFormat") != "CycloneDX":
