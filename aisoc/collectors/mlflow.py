@@ -728,9 +728,11 @@ class MlflowCollector:
     snapshot and a restart resumes; without one the snapshot lives in memory.
     """
 
-    def __init__(self, config: MlflowConfig, cursor: CursorStore | None = None) -> None:
+    def __init__(self, config: MlflowConfig, cursor: CursorStore | None = None,
+                 clock: Callable[[], str] | None = None) -> None:
         self.config = config
         self.name = config.name
+        self.clock = clock or _now_iso  # the poll time stamped on changes the registry does not date
         self.cursor = cursor
         self._http: httpx.Client | None = None
         self._lock = threading.RLock()
@@ -872,7 +874,7 @@ class MlflowCollector:
         store = cursor if cursor is not None else self.cursor
         with self._lock:
             snap = self._load(store)
-            now = _now_iso()
+            now = self.clock()
             differ = _Differ(snap, self.config, self._live_lineage({}), _fallback_when=now)
             self._poll_registry(differ, now)
             self._poll_runs(differ, now)

@@ -174,9 +174,7 @@ def _mlflow_poll(record: dict[str, Any], options: dict[str, Any]) -> list[dict[s
     `verify_artifacts` defaults to true and `artifact_verify_interval_seconds` to 0.
     """
     import threading
-    from unittest import mock
 
-    from aisoc.collectors import mlflow
     from aisoc.collectors.mlflow import MlflowCollector, MlflowConfig
 
     states = record["polls"]
@@ -190,12 +188,12 @@ def _mlflow_poll(record: dict[str, Any], options: dict[str, Any]) -> list[dict[s
         settings = {"tracking_uri": f"http://127.0.0.1:{server.server_address[1]}", "verify_artifacts": True,
                     "artifact_verify_interval_seconds": 0, **options}
         out: list[dict[str, Any] | Rejected] = []
-        with MlflowCollector(MlflowConfig(**settings)) as collector:
+        clock = {"now": ""}
+        with MlflowCollector(MlflowConfig(**settings), clock=lambda: clock["now"]) as collector:
             for state in states:
                 current["state"] = state
-                polled_at = _poll_time(state)
-                with mock.patch.object(mlflow, "_now_iso", lambda at=polled_at: at):
-                    out.extend(collector.poll())
+                clock["now"] = _poll_time(state)
+                out.extend(collector.poll())
         return out
     finally:
         server.shutdown()
