@@ -37,3 +37,11 @@ def test_ci_example_uploads_sarif() -> None:
     steps = workflow["jobs"]["validate"]["steps"]
     assert any("--format sarif" in str(s.get("run", "")) for s in steps)
     assert any("upload-sarif" in str(s.get("uses", "")) for s in steps)
+
+
+def test_new_rule_example_validates_and_passes(cli) -> None:  # noqa: ANN001
+    rules = REPO / "examples" / "new-rule" / "rules"
+    code, out, _ = cli("validate", rules, "--no-lock")
+    assert code == 0, out
+    code, out, _ = cli("test", rules)
+    assert code == 0 and "1 passed, 0 failed" in out
