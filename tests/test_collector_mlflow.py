@@ -404,7 +404,7 @@ def test_forged_wrong_secret_and_stale_deliveries_are_refused(world: dict[str, A
     # The receiver answers a forged POST with 401 and parses nothing.
     count = len(world["hook"].deliveries)
     forged = {k: v for k, v in headers.items() if k.lower().startswith("x-mlflow") or k == "Content-Type"}
-    forged["X-MLflow-Timestamp"] = str(now)
+    forged["X-MLflow-Timestamp"] = str(max(now, sent + 1))  # fresh, but not the time the signature covers
     resp = httpx.post(world["hook"].url, content=body, headers=forged, timeout=10)
     assert resp.status_code == 401
     assert world["hook"].wait(count + 1)[-1]["results"] == []
