@@ -499,8 +499,14 @@ def validate_sbom(sbom: dict[str, Any]) -> str | None:
         return "not a CycloneDX SBOM (bomFormat is not 'CycloneDX')"
     if spec not in _SCHEMA_VERSIONS:
         return f"unsupported CycloneDX specVersion {str(spec)[:20]!r} (supported: 1.4, 1.5, 1.6)"
-    validator = _validator(_SCHEMA_VERSIONS[spec], SchemaVersion, JsonStrictValidator)
-    error = validator.validate_str(json.dumps(sbom, ensure_ascii=False))
+    try:
+        validator = _validator(_SCHEMA_VERSIONS[spec], SchemaVersion, JsonStrictValidator)
+        error = validator.validate_str(json.dumps(sbom, ensure_ascii=False))
+    except Exception as exc:  # noqa: BLE001 - e.g. MissingOptionalDependencyException: say so, never crash
+        if type(exc).__name__ != "MissingOptionalDependencyException":
+            raise
+        return ("cannot validate the SBOM: install cyclonedx-python-lib with its json-validation extra "
+                "(pip install 'aisoc[supply-chain]')")
     if error is None:
         return None
     detail = getattr(error, "data", None)
