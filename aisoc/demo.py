@@ -217,8 +217,22 @@ class AlertView:
                                    *(self.doc.get("threat.technique.subtechnique.id") or [])]))
 
 
+class _AlertSet:
+    """Rules and ATLAS techniques of a group of alerts (an attack's or an incident's)."""
+
+    alerts: list[AlertView]
+
+    @property
+    def rules(self) -> list[str]:
+        return sorted({a.title for a in self.alerts})
+
+    @property
+    def techniques(self) -> list[str]:
+        return sorted({t for a in self.alerts for t in a.techniques})
+
+
 @dataclass
-class AttackResult:
+class AttackResult(_AlertSet):
     """How the pipeline did on one injected attack."""
 
     activity: Activity
@@ -237,17 +251,10 @@ class AttackResult:
         first = self.detected_at
         return None if first is None else max(0.0, first - self.activity.start_epoch)
 
-    @property
-    def rules(self) -> list[str]:
-        return sorted({a.title for a in self.alerts})
-
-    @property
-    def techniques(self) -> list[str]:
-        return sorted({t for a in self.alerts for t in a.techniques})
 
 
 @dataclass
-class Incident:
+class Incident(_AlertSet):
     """Alerts that share an entity and overlap in time: one thing for the SOC to work on."""
 
     id: str
@@ -265,13 +272,6 @@ class Incident:
     def severity(self) -> int:
         return max(a.severity for a in self.alerts)
 
-    @property
-    def rules(self) -> list[str]:
-        return sorted({a.title for a in self.alerts})
-
-    @property
-    def techniques(self) -> list[str]:
-        return sorted({t for a in self.alerts for t in a.techniques})
 
     @property
     def playbooks(self) -> list[str]:

@@ -465,3 +465,16 @@ def test_a_failing_analyzer_does_not_stop_the_chain() -> None:
     assert out[1]["aisoc.api_key.age_seconds"] == 3600
     assert chain.error_count == 2 and chain.errors[0].analyzer == "boom"
     assert chain.errors[0].event_id == out[0]["event.id"] and "bad day" in chain.errors[0].reason
+
+
+def test_a_sliding_window_analyzer_must_define_merge() -> None:
+    from aisoc.analyzers.api_keys import ApiKeyRequestRate
+    from aisoc.analyzers.base import StateStore as _State
+    from aisoc.analyzers.windows import WindowedAnalyzer
+
+    class Sliding(ApiKeyRequestRate):  # step 60 < window 600, but falls back to the one-bucket merge
+        merge = WindowedAnalyzer.merge
+
+    with pytest.raises(TypeError, match="must define merge"):
+        Sliding(_State())
+    ApiKeyRequestRate(_State())  # the real one defines it

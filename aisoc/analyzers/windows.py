@@ -49,6 +49,8 @@ class WindowedAnalyzer(ABC):
             self.name = name
         if self.window % self.step:
             raise ValueError(f"{type(self).__name__}: window must be a multiple of step")
+        if self.window != self.step and type(self).merge is WindowedAnalyzer.merge:
+            raise TypeError(f"{type(self).__name__}: a sliding window (step < window) must define merge()")
         self.allowed_lateness = float(allowed_lateness)
         self.state = KeyState(state, self.name)
         meta = self.state.get(META) or {}
@@ -71,9 +73,8 @@ class WindowedAnalyzer(ABC):
         """Fold one observation into a bucket's aggregate; returns the aggregate."""
 
     def merge(self, aggregates: list[Any]) -> Any:
-        """Combine the buckets of one window (needed only when step < window)."""
-        if len(aggregates) != 1:
-            raise NotImplementedError(f"{type(self).__name__} has single-bucket windows")
+        """Combine the buckets of one window. Tumbling windows (step == window) have exactly one bucket;
+        sliding ones must override this (checked when the analyzer is made)."""
         return aggregates[0]
 
     @abstractmethod
