@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from aisoc.analyzers.settings import AnalyzerSettings, coerce_settings
 from aisoc.safeyaml import YamlLoadError, line_of, load_file
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -110,9 +111,13 @@ class AisocConfig(Strict):
     outputs: list[dict[str, Any]] = Field(
         default_factory=list, description="more alert outputs: file, webhook, syslog (see aisoc/outputs/config.py)")
     respond: RespondConfig = Field(default_factory=RespondConfig)
-    analyzers: bool = Field(True, description="run the stateful analyzers on received events (signals)")
+    analyzers: AnalyzerSettings = Field(
+        default_factory=AnalyzerSettings,
+        description="stateful analyzers on received events: datasets, lateness (`true`/`false` still accepted)")
     collectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="pull collectors by name: {type, path, interval_seconds, jitter, options}")
+
+    _analyzers = field_validator("analyzers", mode="before")(coerce_settings)
 
 
 def substitute_env(value: Any, path: str, missing: list[str]) -> Any:

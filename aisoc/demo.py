@@ -36,11 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from aisoc.analyzers.api_keys import ApiKeyRequestRate
 from aisoc.analyzers.base import StateStore
-from aisoc.analyzers.data import DatasetProfile
 from aisoc.analyzers.events import event_time
-from aisoc.analyzers.pipeline import AnalyzerChain, default_analyzers
+from aisoc.analyzers.pipeline import AnalyzerChain
+from aisoc.analyzers.settings import AnalyzerSettings
 from aisoc.atlas.catalog import AtlasCatalog, load_catalog
 from aisoc.atlas.coverage import CoverageReport, RuleCoverageInput, build_coverage
 from aisoc.detect.alerts import unflatten
@@ -457,20 +456,11 @@ def _day_files(root: Path, entry: dict[str, Any]) -> list[Path]:
 # ---- analyze + store ----------------------------------------------------------------------------------------
 
 
-def _profiles(config: dict[str, Any]) -> list[DatasetProfile]:
-    return [DatasetProfile(dataset=d["dataset"], label_field=d.get("label_field"),
-                           segment_fields=tuple(d.get("segment_fields") or ()),
-                           feature_fields=tuple(d.get("feature_fields") or ()),
-                           ignore_fields=tuple(d.get("ignore_fields") or ()))
-            for d in config.get("datasets") or []]
-
-
 def analyzers(state: StateStore, config: dict[str, Any]) -> list[Any]:
-    """Every analyzer aisoc ships (`default_analyzers`), with the platform's dataset profiles; the
-    request-rate analyzer with `min_count=REQUEST_RATE_MIN_COUNT`."""
-    parts = default_analyzers(state, _profiles(config), row_reader=_row_reader)
-    return [ApiKeyRequestRate(state, min_count=REQUEST_RATE_MIN_COUNT) if isinstance(p, ApiKeyRequestRate) else p
-            for p in parts]
+    """Every analyzer aisoc ships, built as `aisoc serve` builds them from the platform's `analyzers:`
+    settings: its dataset profiles, and the request-rate analyzer with `min_count=REQUEST_RATE_MIN_COUNT`."""
+    settings = AnalyzerSettings(datasets=config.get("datasets") or [], request_rate_min_count=REQUEST_RATE_MIN_COUNT)
+    return settings.build(state, _row_reader)
 
 
 def _row_reader(path: str) -> Iterable[dict[str, Any]]:

@@ -149,7 +149,7 @@ def test_token_zscore_against_the_weighted_baseline_of_previous_hours() -> None:
     assert [s["@timestamp"] for s in signals] == [iso(h * 3600) for h in range(2, len(hourly) + 1)]
     for k, signal in enumerate(signals, start=1):
         mean, std = _weighted_baseline(hourly[:k])
-        assert signal["aisoc.signal.value"] == pytest.approx((hourly[k] - mean) / max(std, 1), abs=1e-5)
+        assert signal["aisoc.signal.value"] == pytest.approx((hourly[k] - mean) / max(std, 0.25 * mean, 1), abs=1e-5)
         assert signal["aisoc.signal.baseline"] == pytest.approx(mean, abs=1e-5)
         assert signal["aisoc.signal.sample_size"] == k
         assert signal["aisoc.signal.window_seconds"] == 3600
@@ -163,17 +163,28 @@ def test_token_zscore_matches_pandas_ewm() -> None:
     series = pd.Series(hourly)
     mean = series.ewm(span=168, adjust=True).mean().shift(1)
     std = series.ewm(span=168, adjust=True).std(bias=True).shift(1)
-    expected = ((series - mean) / std.clip(lower=1)).iloc[1:].tolist()
+    spread = pd.concat([std, 0.25 * mean], axis=1).max(axis=1).clip(lower=1)
+    expected = ((series - mean) / spread).iloc[1:].tolist()
     assert [s["aisoc.signal.value"] for s in signals] == pytest.approx(expected, abs=1e-5)
     assert signals[-1]["aisoc.signal.value"] > 4 and signals[-1]["aisoc.signal.sample_size"] == 40
 
 
-def test_token_zscore_floors_stddev_at_one_and_skips_idle_hours() -> None:
-    events = [llm(0, "k", tokens_in=100, tokens_out=0), llm(3600, "k", tokens_in=100, tokens_out=0),
-              llm(10 * 3600, "k", tokens_in=103, tokens_out=0)]  # eight idle hours in between
+def test_token_zscore_floors_stddev_and_skips_idle_hours() -> None:
+    events = [llm(0, "k", tokens_in=2, tokens_out=0), llm(3600, "k", tokens_in=2, tokens_out=0),
+              llm(10 * 3600, "k", tokens_in=5, tokens_out=0)]  # eight idle hours in between
     signals = run(ApiKeyTokenZscore(StateStore()), events, until=11 * 3600)
-    assert [s["aisoc.signal.value"] for s in signals] == [0.0, 3.0]  # (103 - 100) / max(0, 1)
+    assert [s["aisoc.signal.value"] for s in signals] == [0.0, 3.0]  # (5 - 2) / max(0, 0.5, 1)
     assert [s["aisoc.signal.sample_size"] for s in signals] == [1, 2]
+
+
+def test_token_zscore_spread_is_at_least_a_quarter_of_the_mean() -> None:
+    """A regular low-volume cron key (stddev 0) that sends 1.6x its usual tokens is not a 4-sigma spike;
+    a key that sends ten times as much is."""
+    steady = [llm(h * 3600 + 5, "cron", tokens_in=400, tokens_out=0) for h in range(30)]
+    for tokens, expected in ((640, 2.4), (4000, 36.0)):
+        events = [*steady, llm(30 * 3600 + 5, "cron", tokens_in=tokens, tokens_out=0)]
+        signals = run(ApiKeyTokenZscore(StateStore()), events, until=31 * 3600)
+        assert signals[-1]["aisoc.signal.value"] == pytest.approx(expected)  # (x - 400) / (0.25 * 400)
 
 
 def test_logprobs_share_is_requests_with_logprobs_over_requests() -> None:
@@ -307,12 +318,15 @@ def test_label_psi_per_segment_against_the_baseline() -> None:
     got = {s["aisoc.data.segment"]: s for s in signals}
     assert set(got) == {"all", "region=US", "region=BR"}  # region=DE: 30 rows < 50, 10 baseline rows < 100
     assert got["region=US"]["aisoc.signal.value"] == pytest.approx(0.0, abs=1e-9)
-    by_hand = (0.4 - 0.95) * math.log(0.4 / 0.95) + (0.6 - 0.05) * math.log(0.6 / 0.05)
+    # the batch's shares shrunk toward the baseline by 50 pseudo-rows: (count + 50 * p_base) / (rows + 50)
+    ok, fraud = (40 + 50 * 0.95) / 150, (60 + 50 * 0.05) / 150
+    by_hand = (ok - 0.95) * math.log(ok / 0.95) + (fraud - 0.05) * math.log(fraud / 0.05)
     assert got["region=BR"]["aisoc.signal.value"] == pytest.approx(by_hand, abs=1e-6)
     assert got["region=BR"]["aisoc.signal.entity"] == "txn/region=BR"
     assert got["region=BR"]["aisoc.signal.sample_size"] == 100
     assert got["region=BR"]["aisoc.data.batch.id"] == "b1" and got["region=BR"]["aisoc.data.source"] == "vendor-a"
-    p_all, b_all = {"ok": 160 / 230, "fraud": 70 / 230}, {"ok": 285 / 310, "fraud": 25 / 310}
+    b_all = {"ok": 285 / 310, "fraud": 25 / 310}
+    p_all = {"ok": (160 + 50 * b_all["ok"]) / 280, "fraud": (70 + 50 * b_all["fraud"]) / 280}
     overall = sum((p_all[k] - b_all[k]) * math.log(p_all[k] / b_all[k]) for k in p_all)
     assert got["all"]["aisoc.signal.value"] == pytest.approx(overall, abs=1e-6)
 
@@ -478,3 +492,31 @@ def test_a_sliding_window_analyzer_must_define_merge() -> None:
     with pytest.raises(TypeError, match="must define merge"):
         Sliding(_State())
     ApiKeyRequestRate(_State())  # the real one defines it
+
+
+def test_label_psi_small_segment_with_a_stray_label_stays_quiet_but_a_real_shift_fires() -> None:
+    profile = DatasetProfile("txn", label_field="label", segment_fields=("region",))
+    analyzer = TrainingBatchAnalyzer(StateStore(), [profile])
+    analyzer.observe_batch("txn", _rows({("BR", "ok"): 980, ("BR", "fraud"): 20}), at(0), batch_id="base")
+    stray = _rows({("BR", "ok"): 46, ("BR", "fraud"): 1, ("BR", "chargeback"): 3})  # a label the baseline lacks
+    raw = psi({"ok": 46, "fraud": 1, "chargeback": 3}, {"ok": 980, "fraud": 20})
+    small = {s["aisoc.data.segment"]: s["aisoc.signal.value"]
+             for s in analyzer.observe_batch("txn", stray, at(3600), batch_id="stray")
+             if s["aisoc.signal.name"] == "label_psi"}
+    assert raw >= 0.25 > small["region=BR"]  # unshrunk PSI would alert on three rows
+    flipped = _rows({("BR", "ok"): 210, ("BR", "fraud"): 90})  # 30% fraud labels where the baseline has 2%
+    large = {s["aisoc.data.segment"]: s["aisoc.signal.value"]
+             for s in analyzer.observe_batch("txn", flipped, at(7200), batch_id="flip")
+             if s["aisoc.signal.name"] == "label_psi"}
+    assert large["region=BR"] >= 0.25
+
+
+def test_first_seen_learning_period_marks_day_one_keys_established() -> None:
+    enricher = ApiKeyFirstSeen(StateStore(), learning_seconds=86400)
+    day_one = [enricher.enrich(llm(t, key)) for t, key in ((0, "a"), (3600, "b"), (90000, "a"))]
+    assert [e["aisoc.api_key.first_seen"] for e in day_one] == [False, False, False]
+    assert all("aisoc.api_key.age_seconds" not in e for e in day_one)  # their real age is unknown
+    new = enricher.enrich(llm(90000, "c"))
+    later = enricher.enrich(llm(93600, "c"))
+    assert (new["aisoc.api_key.first_seen"], new["aisoc.api_key.age_seconds"]) == (True, 0)
+    assert (later["aisoc.api_key.first_seen"], later["aisoc.api_key.age_seconds"]) == (False, 3600)

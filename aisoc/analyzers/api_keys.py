@@ -84,7 +84,7 @@ def request_tokens(event: dict[str, Any]) -> float:
 
 
 class ApiKeyTokenZscore(WindowedAnalyzer):
-    """api_key_token_zscore: (tokens_in_window - mean(baseline)) / max(stddev(baseline), 1), 1h tumbling windows.
+    """api_key_token_zscore: (tokens_in_window - mean) / max(stddev, 0.25 * mean, 1) of the baseline, 1h tumbling.
 
     Baseline: the key's previous 1h windows as an exponentially weighted mean and standard deviation
     with span 168 windows (7 days of hourly windows; alpha = 2/169, bias-adjusted so a short
@@ -93,10 +93,14 @@ class ApiKeyTokenZscore(WindowedAnalyzer):
     (one busy hour a day) look like a 4-5 sigma spike each day. The window is folded into the
     baseline after its z-score is computed. `aisoc.signal.baseline` = the baseline mean,
     `sample_size` = baseline windows behind it (capped at the span). No signal for a key's first
-    window (no baseline yet). Registry default threshold: >= 4 with sample_size >= 24.
+    window (no baseline yet). The spread is floored at a quarter of the mean: a low-volume key with
+    a very regular pattern (a cron job sending the same prompt) has a near-zero stddev, and without
+    the floor a change of a few hundred tokens scores as dozens of sigmas; with it, z >= 4 needs at
+    least twice the usual volume. Registry default threshold: >= 4 with sample_size >= 24.
     """
 
     name = "api_key_token_zscore"
+    relative_floor = 0.25
     layer = "inference"
     stream = frozenset({LLM_REQUEST})
     window = HOUR
@@ -118,7 +122,7 @@ class ApiKeyTokenZscore(WindowedAnalyzer):
         baseline = Ewma.from_json(self.state.get(key))
         signals = []
         if baseline.n:
-            zscore = (aggregate - baseline.mean) / max(baseline.std, 1.0)
+            zscore = (aggregate - baseline.mean) / max(baseline.std, self.relative_floor * baseline.mean, 1.0)
             signals.append(_signal(self.name, entity, end, self.window, zscore, min(baseline.n, self.span),
                                    baseline=baseline.mean))
         baseline.update(aggregate, self.span)
@@ -207,26 +211,36 @@ class ApiKeyFirstSeen:
     age_seconds = floor(@timestamp - first seen), never negative. An event older than the recorded
     first sighting moves the sighting back (so later ages are right) and gets age 0, first_seen
     false. Other events pass through unchanged. Returns a new dict; the input is not modified.
+
+    Learning period: aisoc has no history on the day it is installed, so every key would be "new".
+    Keys first seen within `learning_seconds` of the first llm-request aisoc ever saw are established
+    keys: first_seen false, and no age_seconds (their real age is unknown). 0 turns this off.
     """
 
     name = "api_key_first_seen"
+    _STARTED = "\x00started"  # state key of the first event time; never a key hash
 
-    def __init__(self, state: StateStore, *, name: str | None = None) -> None:
+    def __init__(self, state: StateStore, *, name: str | None = None, learning_seconds: float = 0) -> None:
         if name:
             self.name = name
         self.state = KeyState(state, self.name)
+        self.learning_seconds = float(learning_seconds)
 
     def enrich(self, event: dict[str, Any]) -> dict[str, Any]:
         key = api_key_of(event)
         when = event_time(event)
         if key is None or when is None:
             return event
+        started = self.state.get(self._STARTED)
+        if started is None:
+            self.state.set(self._STARTED, started := when)
         first = self.state.get(key)
+        if first is None or when < first:
+            self.state.set(key, when)
+        if self.learning_seconds and (when if first is None else first) < started + self.learning_seconds:
+            return {**event, "aisoc.api_key.first_seen": False}  # an established key: age unknown
         if first is None:
-            self.state.set(key, when)
             return {**event, "aisoc.api_key.first_seen": True, "aisoc.api_key.age_seconds": 0}
-        if when < first:
-            self.state.set(key, when)
         age = max(0, math.floor(when - first))
         return {**event, "aisoc.api_key.first_seen": False, "aisoc.api_key.age_seconds": age}
 

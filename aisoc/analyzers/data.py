@@ -156,21 +156,26 @@ class _Check:
 
 
 class LabelPsi(_Check):
-    """label_psi: sum over labels of (p_new - p_base) * ln(p_new / p_base), proportions floored at 1e-4.
+    """label_psi: sum over labels of (p_new - p_base) * ln(p_new / p_base), proportions floored at 1e-4,
+    where p_new = (count + 50 * p_base) / (rows + 50) is the batch's share shrunk toward the baseline.
 
     Per segment of the batch (`<field>=<value>` for each segment field, plus `all` for the whole
     batch) against the same segment's 30-day baseline. Entity `<dataset>/<segment>`. A segment
     needs >= `min_batch_rows` labelled rows in the batch and >= `min_baseline_rows` in the
     baseline: PSI over a handful of rows is noise, and the rule has no sample-size guard.
-    Registry default threshold: >= 0.25.
+    The shrinkage (`prior_rows` pseudo-rows drawn from the baseline) is what keeps small segments
+    quiet: one or two rows of a label the baseline rarely has are a large share of a 50-row segment
+    and alone push raw PSI past 0.25, while a real shift in a segment of hundreds of rows keeps
+    nearly all of its PSI. Registry default threshold: >= 0.25.
     """
 
     name = "label_psi"
 
     def __init__(self, state: StateStore, *, min_batch_rows: int = 50, min_baseline_rows: int = 100,
-                 floor: float = PSI_FLOOR) -> None:
+                 floor: float = PSI_FLOOR, prior_rows: float = 50) -> None:
         super().__init__(state)
         self.min_batch_rows, self.min_baseline_rows, self.floor = min_batch_rows, min_baseline_rows, floor
+        self.prior_rows = prior_rows
         self.counts: dict[str, Counter[str]] = {}
 
     def begin(self, batch: Batch) -> None:
@@ -200,8 +205,11 @@ class LabelPsi(_Check):
             buckets = self.state.get(key) or {}
             base = summed(baseline_days(buckets, batch.epoch))
             rows = sum(counts.values())
-            if rows >= self.min_batch_rows and sum(base.values()) >= self.min_baseline_rows:
-                signals.append(batch.signal(self.name, f"{batch.dataset}/{segment}", psi(counts, base, self.floor),
+            base_rows = sum(base.values())
+            if rows >= self.min_batch_rows and base_rows >= self.min_baseline_rows:
+                shrunk = {label: counts.get(label, 0) + self.prior_rows * base.get(label, 0) / base_rows
+                          for label in set(counts) | set(base)}
+                signals.append(batch.signal(self.name, f"{batch.dataset}/{segment}", psi(shrunk, base, self.floor),
                                             rows, **{"aisoc.data.segment": segment}))
             today = buckets.setdefault(str(day_of(batch.epoch)), {})
             for label, count in counts.items():

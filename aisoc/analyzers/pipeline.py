@@ -125,11 +125,12 @@ def default_analyzers(
     *,
     row_reader: Callable[[str], Iterable[dict[str, Any]]] | None = None,
     allowed_lateness: float = 0,
+    first_seen_learning_seconds: float = 0,
 ) -> list[Analyzer | Enricher]:
     """Every analyzer aisoc ships, the first-seen enricher first."""
     windowed: dict[str, Any] = {"allowed_lateness": allowed_lateness}
     return [
-        ApiKeyFirstSeen(state),
+        ApiKeyFirstSeen(state, learning_seconds=first_seen_learning_seconds),
         ApiKeyRequestRate(state, **windowed),
         ApiKeyTokenZscore(state, **windowed),
         ApiKeyLogprobsShare(state, **windowed),

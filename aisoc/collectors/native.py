@@ -106,12 +106,21 @@ def _sbom_diff(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str
                            observed_at=record.get("observed_at")))
 
 
-def _batch(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
+def _batch(record: dict[str, Any], options: dict[str, Any],
+           workdir: Path | None = None) -> list[dict[str, Any] | Rejected]:
     """`record: {file: name, content: text, manifest: {...}, mtime: ISO time}` — a landed batch and its manifest.
 
     Without `manifest` the batch lands alone (no manifest file); `mtime` sets the batch file's
-    modification time, which is the landing time when the manifest has no `landed_at`.
+    modification time, which is the landing time when the manifest has no `landed_at`. The files go
+    to a new directory under `workdir` (kept, so analyzers can read the batch) or a temporary one.
     """
+    if workdir is not None:
+        return _land_batch(record, options, Path(tempfile.mkdtemp(dir=workdir)))
+    with tempfile.TemporaryDirectory() as tmp:
+        return _land_batch(record, options, Path(tmp))
+
+
+def _land_batch(record: dict[str, Any], options: dict[str, Any], root: Path) -> list[dict[str, Any] | Rejected]:
     import json
     import os
     from datetime import datetime
@@ -119,20 +128,20 @@ def _batch(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, An
     from aisoc.collectors.training_data import BatchLandingConfig, BatchLandingSource
     from aisoc.rules.model import normalize_timestamp
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        batch = root / record["file"]
-        batch.parent.mkdir(parents=True, exist_ok=True)
-        batch.write_text(record["content"], encoding="utf-8")
-        if record.get("mtime") is not None:
-            stamp = normalize_timestamp(record["mtime"])
-            if stamp is None:
-                raise TypeError("mtime must be an ISO-8601 time")
-            seconds = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-            os.utime(batch, (seconds, seconds))
-        if record.get("manifest") is not None:
-            (root / f"{record['file']}.manifest.json").write_text(json.dumps(record["manifest"]), encoding="utf-8")
-        return list(BatchLandingSource(BatchLandingConfig(**options)).replay(root))
+    batch = root / record["file"]
+    if not batch.resolve().is_relative_to(root.resolve()):
+        raise TypeError(f"file {record['file']!r} points outside the batch directory")
+    batch.parent.mkdir(parents=True, exist_ok=True)
+    batch.write_text(record["content"], encoding="utf-8")
+    if record.get("mtime") is not None:
+        stamp = normalize_timestamp(record["mtime"])
+        if stamp is None:
+            raise TypeError("mtime must be an ISO-8601 time")
+        seconds = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        os.utime(batch, (seconds, seconds))
+    if record.get("manifest") is not None:
+        (root / f"{record['file']}.manifest.json").write_text(json.dumps(record["manifest"]), encoding="utf-8")
+    return list(BatchLandingSource(BatchLandingConfig(**options)).replay(root))
 
 
 def _mlflow(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
@@ -391,13 +400,17 @@ MAPPERS: dict[str, Mapper] = {
 }
 
 
-def map_native(kind: str, record: dict[str, Any], options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Events for one native record; raises ValueError naming what is wrong (unknown kind, rejected record)."""
+def map_native(kind: str, record: dict[str, Any], options: dict[str, Any] | None = None,
+               workdir: Path | None = None) -> list[dict[str, Any]]:
+    """Events for one native record; raises ValueError naming what is wrong (unknown kind, rejected record).
+
+    `workdir`: where a batch record's files are written and kept (for analyzers that read them later).
+    """
     mapper = MAPPERS.get(kind)
     if mapper is None:
         raise ValueError(f"unknown native record kind {kind!r}; known: {', '.join(sorted(MAPPERS))}")
     try:
-        results = mapper(record, options or {})
+        results = _batch(record, options or {}, workdir) if kind == "data_batch" else mapper(record, options or {})
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{kind} record is missing {exc}") from None
     rejected = [r for r in results if isinstance(r, Rejected)]

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aisoc.analyzers.settings import AnalyzerSettings, coerce_settings
 
 LAYERS = ("data", "model", "inference", "supply_chain")
 OWNER_TEAMS = ("SOC", "ML Ops", "Data Science", "Risk")
@@ -55,18 +61,17 @@ class NativeRecord(BaseModel):
     record: dict[str, Any]
     options: dict[str, Any] = Field(default_factory=dict)
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self, workdir: Path | None = None) -> list[dict[str, Any]]:
         """The mapped events. Records of tools that stamp the time of observation (scans, signature checks,
-        SBOM diffs) get a fixed one unless they give their own, so the same case always maps to the same events."""
-        import json
-
+        SBOM diffs) get a fixed one unless they give their own, so the same case always maps to the same events.
+        Files a record needs (batches) are written under `workdir` and kept there when one is given."""
         from aisoc.collectors.base import event_id
         from aisoc.collectors.native import map_native
 
         record = self.record
         if self.native in OBSERVED_AT_KINDS and "observed_at" not in record:
             record = {**record, "observed_at": _iso(TEST_BASE_TIME)}
-        events = [flatten_event(e) for e in map_native(self.native, record, self.options)]
+        events = [flatten_event(e) for e in map_native(self.native, record, self.options, workdir)]
         if self.native in TEMP_DIR_KINDS:  # their collector identity includes a temporary directory
             canonical = json.dumps([record, self.options], sort_keys=True, default=str)
             for index, event in enumerate(events):
@@ -74,27 +79,117 @@ class NativeRecord(BaseModel):
         return events
 
 
+class RepeatedNative(BaseModel):
+    """`{repeat: N, every: 30s, native: litellm, record: {...}, vary: {...}}`: N copies of a platform record.
+
+    Copy i is the record with each `vary` path (dotted, list indexes as numbers:
+    `metadata.user_api_key_hash`, `events.0.data.inputs.0.data`) set to values[i % len(values)], mapped
+    by the real collector; its events are then moved `every` x i later than the record's own time
+    and get an id unique to the copy. Identical copies are mapped once.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    repeat: int = Field(ge=1, le=MAX_REPEAT)
+    every: str = "1s"
+    native: str
+    record: dict[str, Any]
+    options: dict[str, Any] = Field(default_factory=dict)
+    vary: dict[str, list[Any]] = Field(default_factory=dict, description="record path -> values cycled through")
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("vary")
+    @classmethod
+    def _values(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        empty = [path for path, values in value.items() if not values]
+        if empty:
+            raise ValueError(f"vary path {empty[0]!r} has no values")
+        return value
+
+    def events(self, namespace: str, workdir: Path | None = None) -> list[dict[str, Any]]:
+        from aisoc.collectors.base import event_id
+
+        step = parse_duration(self.every)
+        mapped: dict[str, list[dict[str, Any]]] = {}
+        out: list[dict[str, Any]] = []
+        for i in range(self.repeat):
+            record = copy.deepcopy(self.record)
+            for path, values in self.vary.items():
+                _set_path(record, path, values[i % len(values)])
+            key = json.dumps(record, sort_keys=True, default=str)
+            if key not in mapped:
+                mapped[key] = NativeRecord(native=self.native, record=record, options=self.options).events(workdir)
+            for event in mapped[key]:
+                when = _parse_time(event["@timestamp"])
+                assert when is not None  # every mapped event has a time
+                out.append({**event, "@timestamp": _iso(when + step * i),
+                            "event.id": event_id(namespace, event["event.id"], i)})
+        return out
+
+
+def _set_path(record: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted path in nested dicts/lists, creating dicts on the way; `a.0.b` indexes a list."""
+    parts = path.split(".")
+    node: Any = record
+    for part in parts[:-1]:
+        if isinstance(node, list):
+            node = node[_index(node, part, path)]
+        else:
+            node = node.setdefault(part, {})
+    if isinstance(node, list):
+        node[_index(node, parts[-1], path)] = value
+    elif isinstance(node, dict):
+        node[parts[-1]] = value
+    else:
+        raise ValueError(f"vary path {path!r} goes through a value that is neither a mapping nor a list")
+
+
+def _index(node: list[Any], part: str, path: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ValueError(f"vary path {path!r}: {part!r} is not an index of a {len(node)}-item list")
+    return int(part)
+
+
 class TestCase(BaseModel):
+    """One scenario of a rule's tests. With `analyzers`, the events run through aisoc's analyzers first (fresh
+    state, built from the given settings as `aisoc serve` builds them) and the rule sees events and signals."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1)
     expect: Literal["match", "no_match"]
-    events: list[RepeatedEvent | NativeRecord | dict[str, Any]] = Field(min_length=1)
+    analyzers: AnalyzerSettings | None = None
+    events: list[RepeatedNative | RepeatedEvent | NativeRecord | dict[str, Any]] = Field(min_length=1)
+
+    _settings = field_validator("analyzers", mode="before")(coerce_settings)
 
     @field_validator("events", mode="before")
     @classmethod
     def _repeated(cls, value: Any) -> Any:
-        """A mapping with `repeat` is a RepeatedEvent and one with `native` a NativeRecord, never a literal event."""
+        """A mapping with `repeat` is a repeated event (or record, with `native`) and one with `native` a
+        NativeRecord, never a literal event."""
         if isinstance(value, list):
-            return [RepeatedEvent.model_validate(v) if isinstance(v, dict) and "repeat" in v
-                    else NativeRecord.model_validate(v) if isinstance(v, dict) and "native" in v
-                    else v for v in value]
+            return [_item(v) if isinstance(v, dict) else v for v in value]
         return value
 
     def expanded_events(self, rule_key: str, case_index: int) -> list[dict[str, Any]]:
-        """The case's events, flattened to dotted keys, with @timestamp and event.id filled in."""
+        """The case's events, flattened to dotted keys, with @timestamp and event.id filled in (and the
+        analyzers' signals, when the case asks for analyzers)."""
+        if self.analyzers is None or not self.analyzers.enabled:
+            return self._expand(rule_key, case_index, None)
+        from aisoc.detect.analyzed import analyze_case
+
+        with tempfile.TemporaryDirectory(prefix="aisoc-case-") as workdir:
+            events = self._expand(rule_key, case_index, Path(workdir))
+            return analyze_case(events, self.analyzers, f"test:{rule_key}:{case_index}")
+
+    def _expand(self, rule_key: str, case_index: int, workdir: Path | None) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         clock = TEST_BASE_TIME
-        for item in self.events:
+        for position, item in enumerate(self.events):
             if isinstance(item, RepeatedEvent):
                 step = parse_duration(item.every)
                 base = flatten_event(item.event)
@@ -106,8 +201,10 @@ class TestCase(BaseModel):
                     event["@timestamp"] = _iso(start + step * i)
                     out.append(event)
                 clock = start + step * item.repeat
-            elif isinstance(item, NativeRecord):
-                mapped = item.events()  # the collector sets @timestamp and event.id from the record
+            elif isinstance(item, NativeRecord | RepeatedNative):
+                # the collector sets @timestamp and event.id from the record
+                mapped = (item.events(workdir) if isinstance(item, NativeRecord)
+                          else item.events(f"test:{rule_key}:{case_index}:{position}", workdir))
                 out.extend(mapped)
                 if mapped:
                     clock = max(_parse_time(e["@timestamp"]) or clock for e in mapped) + timedelta(seconds=1)
@@ -120,6 +217,12 @@ class TestCase(BaseModel):
         for index, event in enumerate(out):
             event.setdefault("event.id", f"test:{rule_key}:{case_index}:{index}")
         return out
+
+
+def _item(value: dict[str, Any]) -> Any:
+    if "repeat" in value:
+        return RepeatedNative.model_validate(value) if "native" in value else RepeatedEvent.model_validate(value)
+    return NativeRecord.model_validate(value) if "native" in value else value
 
 
 class RuleMeta(BaseModel):

@@ -149,14 +149,14 @@ class Service:
 
     def _analyzer_chain(self):  # noqa: ANN202 - AnalyzerChain | None
         """Analyzers run on received events before they are spooled, so their signals are stored too."""
-        if not self.config.analyzers:
+        if not self.config.analyzers.enabled:
             return None
         from aisoc.analyzers.base import StateStore
-        from aisoc.analyzers.pipeline import AnalyzerChain, default_analyzers
+        from aisoc.analyzers.pipeline import AnalyzerChain
         from aisoc.collectors.training_data import read_batch_rows
 
         state = StateStore(self.config.data_dir / "analyzers.db")
-        return AnalyzerChain(default_analyzers(state, row_reader=lambda path: read_batch_rows(Path(path))), state)
+        return AnalyzerChain(self.config.analyzers.build(state, lambda path: read_batch_rows(Path(path))), state)
 
     def _embedded_detection(self) -> EmbeddedDetection:
         from datetime import timedelta
