@@ -317,16 +317,16 @@ def test_label_psi_per_segment_against_the_baseline() -> None:
                if s["aisoc.signal.name"] == "label_psi"]
     got = {s["aisoc.data.segment"]: s for s in signals}
     assert set(got) == {"all", "region=US", "region=BR"}  # region=DE: 30 rows < 50, 10 baseline rows < 100
-    assert got["region=US"]["aisoc.signal.value"] == pytest.approx(0.0, abs=1e-9)
-    # the batch's shares shrunk toward the baseline by 50 pseudo-rows: (count + 50 * p_base) / (rows + 50)
-    ok, fraud = (40 + 50 * 0.95) / 150, (60 + 50 * 0.05) / 150
-    by_hand = (ok - 0.95) * math.log(ok / 0.95) + (fraud - 0.05) * math.log(fraud / 0.05)
+    assert got["region=US"]["aisoc.signal.value"] < 1e-3  # the same mix (the half counts differ by batch size)
+    # shares from counts + 0.5: batch ok 40, fraud 60 (of 100); baseline ok 95, fraud 5 (of 100)
+    ok, fraud, b_ok, b_fraud = 40.5 / 101, 60.5 / 101, 95.5 / 101, 5.5 / 101
+    by_hand = (ok - b_ok) * math.log(ok / b_ok) + (fraud - b_fraud) * math.log(fraud / b_fraud)
     assert got["region=BR"]["aisoc.signal.value"] == pytest.approx(by_hand, abs=1e-6)
     assert got["region=BR"]["aisoc.signal.entity"] == "txn/region=BR"
     assert got["region=BR"]["aisoc.signal.sample_size"] == 100
     assert got["region=BR"]["aisoc.data.batch.id"] == "b1" and got["region=BR"]["aisoc.data.source"] == "vendor-a"
-    b_all = {"ok": 285 / 310, "fraud": 25 / 310}
-    p_all = {"ok": (160 + 50 * b_all["ok"]) / 280, "fraud": (70 + 50 * b_all["fraud"]) / 280}
+    b_all = {"ok": 285.5 / 311, "fraud": 25.5 / 311}
+    p_all = {"ok": 160.5 / 231, "fraud": 70.5 / 231}
     overall = sum((p_all[k] - b_all[k]) * math.log(p_all[k] / b_all[k]) for k in p_all)
     assert got["all"]["aisoc.signal.value"] == pytest.approx(overall, abs=1e-6)
 
@@ -494,21 +494,20 @@ def test_a_sliding_window_analyzer_must_define_merge() -> None:
     ApiKeyRequestRate(_State())  # the real one defines it
 
 
-def test_label_psi_small_segment_with_a_stray_label_stays_quiet_but_a_real_shift_fires() -> None:
+def test_label_psi_small_segment_missing_a_label_stays_quiet_but_a_real_shift_fires() -> None:
     profile = DatasetProfile("txn", label_field="label", segment_fields=("region",))
     analyzer = TrainingBatchAnalyzer(StateStore(), [profile])
-    analyzer.observe_batch("txn", _rows({("BR", "ok"): 980, ("BR", "fraud"): 20}), at(0), batch_id="base")
-    stray = _rows({("BR", "ok"): 46, ("BR", "fraud"): 1, ("BR", "chargeback"): 3})  # a label the baseline lacks
-    raw = psi({"ok": 46, "fraud": 1, "chargeback": 3}, {"ok": 980, "fraud": 20})
-    small = {s["aisoc.data.segment"]: s["aisoc.signal.value"]
-             for s in analyzer.observe_batch("txn", stray, at(3600), batch_id="stray")
-             if s["aisoc.signal.name"] == "label_psi"}
-    assert raw >= 0.25 > small["region=BR"]  # unshrunk PSI would alert on three rows
-    flipped = _rows({("BR", "ok"): 210, ("BR", "fraud"): 90})  # 30% fraud labels where the baseline has 2%
-    large = {s["aisoc.data.segment"]: s["aisoc.signal.value"]
-             for s in analyzer.observe_batch("txn", flipped, at(7200), batch_id="flip")
-             if s["aisoc.signal.name"] == "label_psi"}
-    assert large["region=BR"] >= 0.25
+
+    def label_psi(rows: list[dict[str, Any]], hour: int, batch: str) -> float:
+        return next(s["aisoc.signal.value"] for s in analyzer.observe_batch("txn", rows, at(hour * 3600), batch_id=batch)
+                    if s["aisoc.signal.name"] == "label_psi" and s["aisoc.data.segment"] == "region=BR")
+
+    analyzer.observe_batch("txn", _rows({("BR", "ok"): 950, ("BR", "fraud"): 50}), at(0), batch_id="base")
+    assert psi({"ok": 50}, {"ok": 950, "fraud": 50}) >= 0.25  # a 1e-4 floor would alert on 50 rows without fraud
+    small = label_psi(_rows({("BR", "ok"): 50}), 1, "small")
+    assert small < 0.1  # 0.95^50 = 8%: chance
+    assert label_psi(_rows({("BR", "ok"): 150}), 2, "larger") > small  # 0.95^150 = 0.05%: weighs more
+    assert label_psi(_rows({("BR", "ok"): 210, ("BR", "fraud"): 90}), 3, "flip") >= 0.25  # 30% where it was 5%
 
 
 def test_first_seen_learning_period_marks_day_one_keys_established() -> None:

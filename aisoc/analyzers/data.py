@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from aisoc.analyzers.base import StateStore, signal_event
 from aisoc.analyzers.events import action, event_time, flag, get_field, iso, number, parse_time, text
 from aisoc.analyzers.state import Change, KeyState, save_changes
-from aisoc.analyzers.stats import PSI_FLOOR, js_distance, psi
+from aisoc.analyzers.stats import js_distance, psi
 from aisoc.analyzers.windows import BASELINE, WindowedAnalyzer, stamp
 
 DAY = 86400
@@ -156,26 +156,27 @@ class _Check:
 
 
 class LabelPsi(_Check):
-    """label_psi: sum over labels of (p_new - p_base) * ln(p_new / p_base), proportions floored at 1e-4,
-    where p_new = (count + 50 * p_base) / (rows + 50) is the batch's share shrunk toward the baseline.
+    """label_psi: sum over labels of (p_new - p_base) * ln(p_new / p_base), each share computed from counts
+    plus 0.5 (p = (count + 0.5) / (rows + 0.5 * labels), over the labels either side has).
 
     Per segment of the batch (`<field>=<value>` for each segment field, plus `all` for the whole
     batch) against the same segment's 30-day baseline. Entity `<dataset>/<segment>`. A segment
     needs >= `min_batch_rows` labelled rows in the batch and >= `min_baseline_rows` in the
     baseline: PSI over a handful of rows is noise, and the rule has no sample-size guard.
-    The shrinkage (`prior_rows` pseudo-rows drawn from the baseline) is what keeps small segments
-    quiet: one or two rows of a label the baseline rarely has are a large share of a 50-row segment
-    and alone push raw PSI past 0.25, while a real shift in a segment of hundreds of rows keeps
-    nearly all of its PSI. Registry default threshold: >= 0.25.
+    The half-count (Jeffreys) smoothing replaces a fixed floor for labels missing on one side: with a
+    1e-4 floor a 50-row segment that merely lacks a label the baseline has at 5% scores 0.3 by
+    itself (ln(0.05 / 1e-4) is large), so small segments fired by chance. With the half count, a
+    missing label weighs what half a row of the batch would: little in a small segment, and still
+    a lot in a large batch where its absence is significant. Registry default threshold: >= 0.25.
     """
 
     name = "label_psi"
 
     def __init__(self, state: StateStore, *, min_batch_rows: int = 50, min_baseline_rows: int = 100,
-                 floor: float = PSI_FLOOR, prior_rows: float = 50) -> None:
+                 pseudo_count: float = 0.5) -> None:
         super().__init__(state)
-        self.min_batch_rows, self.min_baseline_rows, self.floor = min_batch_rows, min_baseline_rows, floor
-        self.prior_rows = prior_rows
+        self.min_batch_rows, self.min_baseline_rows = min_batch_rows, min_baseline_rows
+        self.pseudo_count = pseudo_count
         self.counts: dict[str, Counter[str]] = {}
 
     def begin(self, batch: Batch) -> None:
@@ -207,9 +208,10 @@ class LabelPsi(_Check):
             rows = sum(counts.values())
             base_rows = sum(base.values())
             if rows >= self.min_batch_rows and base_rows >= self.min_baseline_rows:
-                shrunk = {label: counts.get(label, 0) + self.prior_rows * base.get(label, 0) / base_rows
-                          for label in set(counts) | set(base)}
-                signals.append(batch.signal(self.name, f"{batch.dataset}/{segment}", psi(shrunk, base, self.floor),
+                labels = set(counts) | set(base)
+                smoothed_new = {label: counts.get(label, 0) + self.pseudo_count for label in labels}
+                smoothed_base = {label: base.get(label, 0) + self.pseudo_count for label in labels}
+                signals.append(batch.signal(self.name, f"{batch.dataset}/{segment}", psi(smoothed_new, smoothed_base),
                                             rows, **{"aisoc.data.segment": segment}))
             today = buckets.setdefault(str(day_of(batch.epoch)), {})
             for label, count in counts.items():
