@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,7 +78,7 @@ def make_event(
         "event.provider": provider,
         "event.dataset": f"aisoc.{layer}",
         "event.action": action,
-        "event.created": normalize_timestamp(datetime.now(UTC)),
+        "event.created": _now(),
         "aisoc.layer": layer,
         "ecs.version": ECS_VERSION,
     }
@@ -89,6 +90,18 @@ def make_event(
         event["event.original"] = cap_original(original)
     event.update({k: v for k, v in fields.items() if v is not None and v != "" and v != []})
     return event
+
+
+_clock: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
+def _now() -> str:
+    """The current time as canonical ISO text; the formatted second is reused (one call per event)."""
+    now = time.time()
+    second = int(now)
+    if second != _clock[0]:
+        _clock[0], _clock[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_clock[1]}.{int((now - second) * 1000):03d}Z"
 
 
 def epoch_ms_to_iso(value: Any) -> str | None:

@@ -260,10 +260,18 @@ def _parse_time(value: Any) -> datetime | None:
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    when = when.astimezone(UTC)
+    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:{when.second:02d}."
+            f"{when.microsecond // 1000:03d}Z")
+
+
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def normalize_timestamp(value: Any) -> str | None:
     """Any ISO-8601 time -> `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC), the form the SQLite engine compares."""
+    if isinstance(value, str) and _CANONICAL.fullmatch(value):  # already canonical (most events, every signal)
+        datetime.fromisoformat(value[:-1])  # still refuse an impossible date such as 2026-02-30
+        return value
     parsed = _parse_time(value)
     return None if parsed is None else _iso(parsed)
