@@ -353,3 +353,31 @@ def test_native_test_events_have_pack_unique_event_ids() -> None:
         for index, case in enumerate(rule.meta.tests):
             seen.update(e["event.id"] for e in case.expanded_events(rule.rule_id, index))
     assert [i for i, n in seen.items() if n > 1] == []
+
+
+def _registry_state(polled_at: str, alias_version: str, versions: list[tuple[str, int]]) -> dict[str, Any]:
+    """A registry with versions (number, registered at epoch seconds) and the `champion` alias."""
+    return {"polled_at": polled_at,
+            "registered_models": [{"name": "churn", "creation_timestamp": 1_700_000_000_000,
+                                   "last_updated_timestamp": 1_700_000_000_000,
+                                   "aliases": [{"alias": "champion", "version": alias_version}]}],
+            "model_versions": [{"name": "churn", "version": number, "creation_timestamp": at * 1000,
+                                "last_updated_timestamp": at * 1000, "current_stage": "None",
+                                "source": "s3://models/churn/" + number, "status": "READY",
+                                "tags": [{"key": "mlflow.user", "value": "alice"}]}
+                               for number, at in versions]}
+
+
+def test_first_live_poll_records_old_state_as_baseline_and_reports_what_is_recent() -> None:
+    now = 1_767_225_600  # 2026-01-01T00:00:00Z
+    first = _registry_state("2026-01-01T00:00:00Z", "1", [("1", now - 30 * 86400), ("2", now - 3600)])
+    second = _registry_state("2026-01-01T00:10:00Z", "2", [("1", now - 30 * 86400), ("2", now - 3600)])
+    events = map_native("mlflow_poll", {"polls": [first, second]}, {"verify_artifacts": False})
+    seen = [(e["event.action"], e.get("aisoc.model.version")) for e in events]
+    # version 1 and the alias found on the first poll are the baseline; version 2 (an hour old) is news,
+    # and the alias moving on the second poll is a change seen happening
+    assert seen == [("model-version-registered", "2"), ("model-alias-changed", "2")], seen
+    everything = map_native("mlflow_poll", {"polls": [first]},
+                            {"verify_artifacts": False, "first_poll_lookback_seconds": None})
+    assert sorted((e["event.action"], e.get("aisoc.model.version")) for e in everything) == [
+        ("model-alias-changed", "1"), ("model-version-registered", "1"), ("model-version-registered", "2")]

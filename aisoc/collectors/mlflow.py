@@ -63,7 +63,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -137,6 +137,10 @@ class MlflowConfig(BaseModel):
     verify_artifacts: bool = Field(False, description="hash registered artifacts and re-verify protected versions")
     artifact_verify_interval_seconds: float = Field(3600.0, ge=0)
     max_artifact_bytes: int = Field(512 * 1024 * 1024, ge=0, description="larger files are compared by size only")
+    first_poll_lookback_seconds: float | None = Field(
+        86400.0, ge=0, description="first live poll (no snapshot yet): registry changes older than this are the "
+        "baseline, recorded without events, and so are the aliases it finds (MLflow does not say when an alias "
+        "moved); null reports everything as new")
 
     @field_validator("tracking_uri")
     @classmethod
@@ -446,8 +450,16 @@ class _ApiError(Exception):
 # the snapshot and the diff that turns observations into events
 
 
+def _iso_or_empty(when: Any) -> str:
+    try:
+        return normalize_timestamp(when) or ""
+    except (ValueError, TypeError, OverflowError):
+        return ""
+
+
 def _empty_snapshot() -> dict[str, Any]:
-    return {"format": SNAPSHOT_FORMAT, "models": {}, "versions": {}, "aliases": {}, "runs": {}, "artifacts": {}}
+    return {"format": SNAPSHOT_FORMAT, "models": {}, "versions": {}, "aliases": {}, "runs": {}, "artifacts": {},
+            "polls": 0}
 
 
 @dataclass
@@ -459,6 +471,7 @@ class _Differ:
     lineage: Callable[[str], _Lineage]
     out: list[Record] = field(default_factory=list)
     _fallback_when: str = field(default_factory=_now_iso)  # event time when the record carries none
+    baseline_before: str | None = None  # first poll: changes before this (and every alias) are the baseline
 
     # -- event building ------------------------------------------------------------------------
 
@@ -475,6 +488,9 @@ class _Differ:
     def _emit(self, action: str, record_id: tuple[object, ...], when: Any, fields: dict[str, Any],
               original: Any, *, category: str = "configuration", type_: str = "change",
               outcome: str = "success") -> None:
+        if self.baseline_before is not None and (action.startswith("model-alias")
+                                                 or _iso_or_empty(when) < self.baseline_before):
+            return  # the state found on the first poll, not a change seen happening
         base: dict[str, Any] = {"event.category": [category], "event.type": [type_], "aisoc.model.registry": PROVIDER}
         base.update(fields)
         try:
@@ -753,6 +769,7 @@ class MlflowCollector:
         snap = store.get(self._cursor_key)
         if not isinstance(snap, dict) or snap.get("format") != SNAPSHOT_FORMAT:
             return _empty_snapshot()
+        snap.setdefault("polls", 1)  # a snapshot saved before polls were counted has been polled
         for part, empty in _empty_snapshot().items():
             snap.setdefault(part, empty)
         return snap
@@ -876,10 +893,16 @@ class MlflowCollector:
             snap = self._load(store)
             now = self.clock()
             differ = _Differ(snap, self.config, self._live_lineage({}), _fallback_when=now)
+            lookback = self.config.first_poll_lookback_seconds
+            if snap["polls"] == 0 and lookback is not None:
+                start = datetime.fromisoformat(now.replace("Z", "+00:00")) - timedelta(seconds=lookback)
+                differ.baseline_before = normalize_timestamp(start)
             self._poll_registry(differ, now)
             self._poll_runs(differ, now)
+            differ.baseline_before = None
             if self.config.verify_artifacts:
                 self._verify_artifacts(differ, now)
+            snap["polls"] += 1
             self._save(store, snap)
             return differ.out
 
