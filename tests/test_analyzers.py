@@ -499,7 +499,8 @@ def test_label_psi_small_segment_missing_a_label_stays_quiet_but_a_real_shift_fi
     analyzer = TrainingBatchAnalyzer(StateStore(), [profile])
 
     def label_psi(rows: list[dict[str, Any]], hour: int, batch: str) -> float:
-        return next(s["aisoc.signal.value"] for s in analyzer.observe_batch("txn", rows, at(hour * 3600), batch_id=batch)
+        signals = analyzer.observe_batch("txn", rows, at(hour * 3600), batch_id=batch)
+        return next(s["aisoc.signal.value"] for s in signals
                     if s["aisoc.signal.name"] == "label_psi" and s["aisoc.data.segment"] == "region=BR")
 
     analyzer.observe_batch("txn", _rows({("BR", "ok"): 950, ("BR", "fraud"): 50}), at(0), batch_id="base")

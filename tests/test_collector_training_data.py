@@ -291,6 +291,8 @@ def test_s3_server_access_log() -> None:
     assert jdoe["aisoc.data.storage.ingestion_path"] is True and jdoe["aisoc.pipeline.identity_approved"] is False
     assert read["aisoc.data.storage.operation"] == "read" and listing["aisoc.data.storage.operation"] == "list"
     assert listing["file.path"] == "txn/2026/01/"
+    assert [e["aisoc.data.storage.api"] for e in (pipeline, read, listing, delete)] == [
+        "REST.PUT.OBJECT", "REST.GET.OBJECT", "REST.GET.BUCKET", "REST.DELETE.OBJECT"]  # the store's own name kept
     assert scratch["aisoc.data.storage.ingestion_path"] is False
     assert delete["aisoc.data.storage.operation"] == "delete" and delete["http.response.status_code"] == 204
     assert denied["event.outcome"] == "failure" and denied["error.type"] == "AccessDenied"
@@ -310,6 +312,8 @@ def test_minio_audit_log() -> None:
     assert {del1["file.path"], del2["file.path"]} == {"reviews/2026/01/01/r-7.jsonl", "reviews/2026/01/01/r-8.jsonl"}
     assert del1["event.id"] != del2["event.id"]
     assert read["aisoc.data.storage.operation"] == "read"
+    apis = (del1["aisoc.data.storage.api"], listing["aisoc.data.storage.api"])
+    assert apis == ("DeleteMultipleObjects", "ListObjectsV2")
     assert listing["aisoc.data.storage.operation"] == "list" and listing["file.path"] == "reviews/"
     assert fired(events) == {NON_PIPELINE_WRITE: {contractor["event.id"], del1["event.id"], del2["event.id"]}}
     assert all(set(e) <= _declared() for e in events)

@@ -590,6 +590,7 @@ def _status(value: Any, what: str) -> int | None:
 
 def _access_event(
     *, provider_record: tuple[object, ...], when: str, bucket: str | None, key: str | None, operation: str | None,
+    api: str | None,
     user: str | None, user_id: str | None, ip: str | None, status: int | None, method: str | None,
     user_agent: str | None, error: str | None, cloud: str | None, config: ObjectAccessConfig,
     original: str | dict[str, Any], collector: str | None,
@@ -604,6 +605,7 @@ def _access_event(
                    + (f" ({status})" if status else ""),
         "aisoc.data.storage.bucket": bucket,
         "aisoc.data.storage.operation": operation,
+        "aisoc.data.storage.api": api,
         "aisoc.data.storage.ingestion_path": path is not None,
         "aisoc.pipeline.identity_approved": approved,
         "user.name": user,
@@ -647,6 +649,7 @@ def map_s3_access_log_line(line: str, config: ObjectAccessConfig, *, collector: 
         provider_record=("s3", record.get("bucket"), record.get("request_id"), operation_name, key or "",
                          record["time"]),
         when=when or "", bucket=record.get("bucket"), key=key, operation=_s3_operation(operation_name),
+        api=operation_name,
         user=record.get("requester"), user_id=None, ip=_ip(record.get("remote_ip")),
         status=_status(record.get("http_status"), "S3 HTTP status"), method=method,
         user_agent=record.get("user_agent"), error=record.get("error_code"), cloud="aws", config=config,
@@ -683,7 +686,8 @@ def map_minio_audit(record: Any, config: ObjectAccessConfig, *, collector: str |
         events.append(_access_event(
             provider_record=("minio", record.get("deploymentid"), record.get("requestID"), name, bucket, key or "",
                              when),
-            when=when, bucket=bucket, key=key, operation=operation, user=parent or access_key, user_id=access_key,
+            when=when, bucket=bucket, key=key, operation=operation, api=name, user=parent or access_key,
+            user_id=access_key,
             ip=_ip(record.get("remotehost")), status=status,
             method=_text(headers.get("X-Amz-Method") or None, "method") if headers else None,
             user_agent=_text(record.get("userAgent"), "userAgent"),
