@@ -338,9 +338,12 @@ def detect(
 
 @app.command()
 def collect(
-    name: Annotated[str, typer.Argument(help="Collector: litellm, kserve, training_batches, object_access_logs, "
-                                             "modelscan, huggingface, mlflow.")],
-    replay_path: Annotated[Path | None, typer.Option("--replay", help="Native files to replay.")] = None,
+    name: Annotated[str, typer.Argument(help="A collector named in aisoc.yml's `collectors:` (its type, path and "
+                                             "options are used), or a collector type: litellm, kserve, "
+                                             "training_batches, object_access_logs, modelscan, huggingface, "
+                                             "mlflow, sbom, pip_environment, model_signatures, builds.")],
+    replay_path: Annotated[Path | None, typer.Option(
+        "--replay", help="Native files to replay (default: the configured collector's path).")] = None,
     config: ConfigOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write events here (NDJSON).")] = None,
     store: Annotated[Path | None, typer.Option("--db", help="Also load the events into this SQLite store.")] = None,
@@ -356,15 +359,25 @@ def collect(
     from aisoc.sinks.deadletter import DeadLetterStore
 
     settings = _config(config)
-    options = dict(settings.collectors.get(name, {}))
-    cursor = CursorStore(settings.data_dir / "cursors.db")
-    dead = DeadLetterStore(settings.data_dir / "deadletter.db")
+    entry = settings.collectors.get(name)
+    kind = str(entry.get("type", name)) if entry else name
+    options = dict(entry.get("options") or {}) if entry else {}
+    if replay_path is None and entry and entry.get("path"):
+        replay_path = Path(str(entry["path"]))
     if replay_path is None:
         _fail_usage("live mode runs inside 'aisoc serve'; give --replay PATH to replay native files")
     if not replay_path.exists():
         _fail_usage(f"no such file or directory: {replay_path}")
+    if kind not in registry.REPLAYERS:
+        _fail_usage(f"unknown collector {kind!r}; choose one of: {', '.join(sorted(registry.REPLAYERS))}")
+    problems = registry.check_options(kind, options)
+    if problems:
+        where = f"collectors.{name}." if entry else "options of "
+        _fail_usage("; ".join(f"{where}{p}" for p in problems))
+    cursor = CursorStore(settings.data_dir / "cursors.db")
+    dead = DeadLetterStore(settings.data_dir / "deadletter.db")
     try:
-        items = registry.replay(name, replay_path, options, cursor)
+        items = registry.replay(kind, replay_path, options, cursor)
     except ValueError as exc:
         _fail_usage(str(exc))
     events_store = EventStore(store) if store else None

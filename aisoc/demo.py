@@ -30,7 +30,7 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from aisoc.analyzers.pipeline import AnalyzerChain
 from aisoc.analyzers.settings import AnalyzerSettings
 from aisoc.atlas.catalog import AtlasCatalog, load_catalog
 from aisoc.atlas.coverage import CoverageReport, RuleCoverageInput, build_coverage
+from aisoc.collectors.builds import replay_builds
 from aisoc.detect.alerts import unflatten
 from aisoc.detect.runner import DetectResult, detect
 from aisoc.detect.store import EventStore, StoreError
@@ -365,58 +366,6 @@ def _note_item(stats: SourceStats, item: dict[str, Any] | Rejected, out: list[di
 
 def _files(path: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(suffixes)) if path.is_dir() else []
-
-
-def replay_builds(root: Path, approvals: dict[str, str]) -> Iterator[dict[str, Any] | Rejected]:
-    """The supply-chain collector over build records: environment vs lock, hub resolutions, scans, SBOM diffs."""
-    from aisoc.collectors.supply_chain import diff_sboms, map_hub_model_info, map_modelscan_report, verify_environment
-
-    records = []
-    for path in sorted(root.glob("*/build.json")):
-        try:
-            records.append((path.parent, json.loads(path.read_text(encoding="utf-8"))))
-        except (OSError, ValueError) as exc:
-            yield Rejected(str(path), f"cannot read build record: {exc}", b"")
-    records.sort(key=lambda item: str(item[1].get("started_at")))
-    sboms: dict[str, Any] = {}
-    for build_dir, record in records:
-        host = record.get("host")
-        env = record.get("environment") or {}
-        try:
-            yield from verify_environment(
-                (build_dir / env["inspect"]).read_bytes(), build_dir / env["site_packages"],
-                (build_dir / env["lock"]).read_text(encoding="utf-8"),
-                install_report=(build_dir / env["install_report"]).read_bytes(), approvals=approvals, host=host,
-                observed_at=env.get("verified_at"))
-        except (OSError, KeyError, TypeError) as exc:
-            yield Rejected(str(build_dir), f"cannot read the environment of build {record.get('build_id')}: {exc}",
-                           b"")
-        for hub in record.get("hub") or []:
-            try:
-                yield map_hub_model_info((build_dir / hub["info"]).read_bytes(), hub["requested_revision"],
-                                         host=host, observed_at=hub.get("resolved_at"))
-            except (OSError, KeyError) as exc:
-                yield Rejected(str(build_dir), f"cannot read hub model info: {exc}", b"")
-        for scan in record.get("scans") or []:
-            try:
-                yield map_modelscan_report((build_dir / scan["report"]).read_bytes(), scan.get("path"),
-                                           model_name=scan.get("model_name"), model_version=scan.get("model_version"),
-                                           repo_id=scan.get("repo_id"), host=host)
-            except (OSError, KeyError) as exc:
-                yield Rejected(str(build_dir), f"cannot read ModelScan report: {exc}", b"")
-        try:
-            sbom = (build_dir / record["sbom"]).read_bytes()
-        except (OSError, KeyError) as exc:
-            yield Rejected(str(build_dir), f"cannot read SBOM: {exc}", b"")
-            continue
-        sboms[str(record.get("build_id"))] = sbom
-        previous = sboms.get(str(record.get("previous_sbom")))
-        if previous is not None:
-            try:
-                yield from diff_sboms(previous, sbom)
-            except ImportError as exc:  # the SBOM validator, cyclonedx-python-lib, is an optional dependency
-                yield Rejected(str(build_dir / record["sbom"]), f"SBOM not diffed: {exc} (pip install "
-                               "'aisoc[supply-chain]' or cyclonedx-python-lib)", sbom[:4096])
 
 
 def collect_side_sources(native: Path, config: dict[str, Any], sources: dict[str, SourceStats]) -> list[dict]:

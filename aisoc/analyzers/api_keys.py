@@ -237,7 +237,8 @@ class ApiKeyFirstSeen:
         first = self.state.get(key)
         if first is None or when < first:
             self.state.set(key, when)
-        if self.learning_seconds and (when if first is None else first) < started + self.learning_seconds:
+        sighted = when if first is None else min(first, when)  # a late event can move the sighting back
+        if self.learning_seconds and sighted < started + self.learning_seconds:
             return {**event, "aisoc.api_key.first_seen": False}  # an established key: age unknown
         if first is None:
             return {**event, "aisoc.api_key.first_seen": True, "aisoc.api_key.age_seconds": 0}

@@ -88,6 +88,37 @@ def _mlflow(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> 
     return MlflowCollector(MlflowConfig(**settings), cursor).replay(path)
 
 
+def _sboms(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    """CycloneDX SBOMs of successive builds in a directory, each diffed against the previous; `options.approvals`."""
+    from aisoc.collectors.builds import SbomReplayConfig, replay_sboms
+
+    return replay_sboms(path, approvals=SbomReplayConfig(**options).approvals)
+
+
+def _environment(path: Path, options: dict[str, Any], cursor: CursorStore | None
+                 ) -> Iterator[dict[str, Any] | Rejected]:
+    """A directory with `pip inspect` output and the hash-pinned lock (names and site-packages in options)."""
+    from aisoc.collectors.builds import EnvironmentReplayConfig, replay_environment
+
+    return replay_environment(path, **EnvironmentReplayConfig(**options).model_dump())
+
+
+def _signatures(path: Path, options: dict[str, Any], cursor: CursorStore | None
+                ) -> Iterator[dict[str, Any] | Rejected]:
+    """Model directories with `<model>.sig` beside them; options: `policy` (ModelSigningPolicy), `host`."""
+    from aisoc.collectors.builds import SignatureReplayConfig, replay_model_signatures
+
+    settings = SignatureReplayConfig(**options)
+    return replay_model_signatures(path, settings.policy, host=settings.host)
+
+
+def _builds(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    """Build records `<build>/build.json` (see aisoc.collectors.builds.BUILD_RECORD); `options.approvals`."""
+    from aisoc.collectors.builds import replay_builds
+
+    return replay_builds(path, options.get("approvals"))
+
+
 REPLAYERS: dict[str, Replayer] = {
     "mlflow": _mlflow,
     "litellm": _litellm,
@@ -96,16 +127,22 @@ REPLAYERS: dict[str, Replayer] = {
     "object_access_logs": _object_logs,
     "modelscan": _modelscan,
     "huggingface": _hub,
+    "sbom": _sboms,
+    "pip_environment": _environment,
+    "model_signatures": _signatures,
+    "builds": _builds,
 }
 
 
 def _option_models() -> dict[str, type[Any]]:
+    from aisoc.collectors.builds import EnvironmentReplayConfig, SbomReplayConfig, SignatureReplayConfig
     from aisoc.collectors.kserve import KServeConfig
     from aisoc.collectors.mlflow import MlflowConfig
     from aisoc.collectors.training_data import BatchLandingConfig, ObjectAccessConfig
 
     return {"kserve": KServeConfig, "training_batches": BatchLandingConfig, "object_access_logs": ObjectAccessConfig,
-            "mlflow": MlflowConfig}
+            "mlflow": MlflowConfig, "sbom": SbomReplayConfig, "pip_environment": EnvironmentReplayConfig,
+            "model_signatures": SignatureReplayConfig, "builds": SbomReplayConfig}
 
 
 def check_options(name: str, options: dict[str, Any]) -> list[str]:
