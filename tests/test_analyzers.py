@@ -520,3 +520,6 @@ def test_first_seen_learning_period_marks_day_one_keys_established() -> None:
     later = enricher.enrich(llm(93600, "c"))
     assert (new["aisoc.api_key.first_seen"], new["aisoc.api_key.age_seconds"]) == (True, 0)
     assert (later["aisoc.api_key.first_seen"], later["aisoc.api_key.age_seconds"]) == (False, 3600)
+    late = enricher.enrich(llm(7200, "c"))  # delivered late: the key was in use during the learning period
+    assert late["aisoc.api_key.first_seen"] is False and "aisoc.api_key.age_seconds" not in late
+    assert "aisoc.api_key.age_seconds" not in enricher.enrich(llm(97200, "c"))
