@@ -332,3 +332,41 @@ def test_kserve_logger_pushes_binary_cloudevents_with_a_url_token(served: Served
     row = conn.execute('SELECT "event.action", "aisoc.inference.service", "aisoc.inference.client_id" '
                        "FROM logs").fetchone()
     assert row == ("inference-request", "fraud-scorer", "checkout-web")
+
+
+def test_a_batch_refused_by_the_full_spool_is_not_counted_twice_by_the_analyzers(tmp_path: Path) -> None:
+    """The receiver runs the analyzers, spools, and only then saves their state: the client's resend of a
+    refused batch is seen once, and so is every batch after a restart."""
+    from aisoc.analyzers.base import StateStore
+    from aisoc.analyzers.pipeline import AnalyzerChain
+    from aisoc.analyzers.settings import AnalyzerSettings
+    from aisoc.config import ReceiverConfig
+    from aisoc.service.metrics import ServiceMetrics
+    from aisoc.service.receiver import Receiver
+    from aisoc.sinks.deadletter import DeadLetterStore
+    from aisoc.spool import Spool
+
+    def chain() -> AnalyzerChain:
+        state = StateStore(tmp_path / "analyzers.db")
+        return AnalyzerChain(None, state, factory=lambda: AnalyzerSettings().build(state))
+
+    def requests(prefix: str, n: int, minute: int) -> list[dict]:
+        return [{"@timestamp": f"2026-05-01T10:{minute:02d}:{i % 60:02d}.000Z", "event.id": f"{prefix}-{i}",
+                 "event.action": "llm-request", "event.dataset": "aisoc.inference", "aisoc.api_key.hash": "k1",
+                 "aisoc.llm.logprobs_requested": True} for i in range(n)]
+
+    spool = Spool(tmp_path / "spool.db", ["sink"], max_events=60)
+    receiver = Receiver(ReceiverConfig(port=0), spool, DeadLetterStore(tmp_path / "dead.db"), ServiceMetrics(),
+                        transform=chain())
+    try:
+        assert receiver.accept("events", requests("a", 40, 0), [])[0] == 202
+        assert receiver.accept("events", requests("b", 30, 1), [])[0] == 503  # 40 + 30 (+ signals) > 60
+        for entry in spool.read("sink", 1000):  # a sink drains the spool
+            spool.ack("sink", entry.seq)
+        assert receiver.accept("events", requests("b", 30, 1), [])[0] == 202  # the client's resend
+    finally:
+        receiver.server.server_close()
+    restarted = chain()  # a restart reloads the saved state: both batches, once each
+    later = {**requests("c", 1, 0)[0], "@timestamp": "2026-05-01T12:00:00.000Z"}  # closes the 10:00 hour
+    share = [e for e in restarted.process([later]) if e.get("aisoc.signal.name") == "api_key_logprobs_share"]
+    assert [(s["aisoc.signal.entity"], s["aisoc.signal.sample_size"]) for s in share] == [("k1", 70)]

@@ -13,6 +13,10 @@ the store its analyzer was built on, normally the chain's `state`). Hand the cha
 the events of one spool batch and acknowledge the batch after `process` returns: a crash before
 that redelivers the batch against the previous checkpoint and yields the same signals.
 
+Where the events are stored after the chain has seen them (the receiver spools them), use
+`run` (no checkpoint), store them, then `commit`; if storing fails, `discard` rebuilds the
+analyzers from the last checkpoint, so a batch the client must resend is not counted twice.
+
 An analyzer or enricher that raises on an event does not stop the chain: the event passes on
 (un-enriched, if an enricher failed), the failure is recorded in `errors` for the caller to
 dead-letter or log, and the other analyzers still see the event.
@@ -60,24 +64,44 @@ class AnalyzerError:
 class AnalyzerChain:
     """Enrichers, then analyzers, over a stream of events; returns the events plus the signals."""
 
-    def __init__(self, analyzers: Iterable[Analyzer | Enricher] | None, state: StateStore) -> None:
-        parts = list(analyzers) if analyzers is not None else default_analyzers(state)
+    def __init__(self, analyzers: Iterable[Analyzer | Enricher] | None, state: StateStore,
+                 factory: Callable[[], Iterable[Analyzer | Enricher]] | None = None) -> None:
+        """`factory` builds the analyzers afresh from `state` (needed by `discard`)."""
         self.state = state
-        self.enrichers: list[Enricher] = [p for p in parts if callable(getattr(p, "enrich", None))]
-        self.analyzers: list[Analyzer] = [p for p in parts if not callable(getattr(p, "enrich", None))]
-        self._persistent: list[Persistent] = [p for p in parts if callable(getattr(p, "state_changes", None))]
+        self.factory = factory
+        self._use(list(analyzers) if analyzers is not None else
+                  list(factory()) if factory is not None else default_analyzers(state))
         self.errors: list[AnalyzerError] = []
         self.error_count = 0
 
+    def _use(self, parts: list[Analyzer | Enricher]) -> None:
+        self.enrichers: list[Enricher] = [p for p in parts if callable(getattr(p, "enrich", None))]
+        self.analyzers: list[Analyzer] = [p for p in parts if not callable(getattr(p, "enrich", None))]
+        self._persistent: list[Persistent] = [p for p in parts if callable(getattr(p, "state_changes", None))]
+
     def process(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Each event (enriched) followed by the signals it triggered; state is checkpointed at the end."""
+        out = self.run(events)
+        self.checkpoint()
+        return out
+
+    def run(self, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Like `process`, without the checkpoint: follow with `commit` or `discard`."""
         out: list[dict[str, Any]] = []
         for event in events:
             enriched = self.enrich(event)
             out.append(enriched)
             out.extend(self.observe(enriched))
-        self.checkpoint()
         return out
+
+    def commit(self) -> None:
+        self.checkpoint()
+
+    def discard(self) -> None:
+        """Forget everything since the last checkpoint: the analyzers are rebuilt from the stored state."""
+        if self.factory is None:
+            raise RuntimeError("discard needs the chain to be built with a factory")
+        self._use(list(self.factory()))
 
     def enrich(self, event: dict[str, Any]) -> dict[str, Any]:
         for enricher in self.enrichers:

@@ -110,7 +110,7 @@ class Service:
         self.workers = [DeliveryWorker(self.spool, sink, self.metrics) for sink in sinks]
         self.analyzers = self._analyzer_chain()
         self.receiver = Receiver(config.receiver, self.spool, self.dead_letters, self.metrics,
-                                 transform=self.analyzers.process if self.analyzers else None)
+                                 transform=self.analyzers)
         self._alert_outputs()
         from aisoc.collectors.base import CursorStore
         from aisoc.service.scheduler import PullScheduler
@@ -156,7 +156,8 @@ class Service:
         from aisoc.collectors.training_data import read_batch_rows
 
         state = StateStore(self.config.data_dir / "analyzers.db")
-        return AnalyzerChain(self.config.analyzers.build(state, lambda path: read_batch_rows(Path(path))), state)
+        settings = self.config.analyzers
+        return AnalyzerChain(None, state, factory=lambda: settings.build(state, lambda p: read_batch_rows(Path(p))))
 
     def _embedded_detection(self) -> EmbeddedDetection:
         from datetime import timedelta

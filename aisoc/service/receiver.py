@@ -16,9 +16,8 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -33,7 +32,16 @@ from aisoc.spool import Spool, SpoolFull
 log = structlog.get_logger("aisoc.receiver")
 RETRY_AFTER_SECONDS = 5
 
-Transform = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+class Transform(Protocol):
+    """What runs on received events before they are spooled (the analyzer chain): `run` without saving
+    its state, then `commit` once the events are spooled, or `discard` when they could not be."""
+
+    def run(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+    def commit(self) -> None: ...
+
+    def discard(self) -> None: ...
 
 
 def authenticate(source: PushSource, headers: Any, body: bytes, query: str = "") -> bool:
@@ -64,7 +72,7 @@ class Receiver:
         self.spool = spool
         self.dead_letters = dead_letters
         self.metrics = metrics
-        self.transform = transform or (lambda events: events)
+        self.transform = transform
         self._parsers = {name: parser_for(source.kind, source.options) for name, source in config.sources.items()}
         self._transform_lock = threading.Lock()
         self.server = ThreadingHTTPServer((config.host, config.port), self._handler_class())
@@ -97,10 +105,8 @@ class Receiver:
             self.dead_letters.add(record.source, record.reason, record.raw)
         self.metrics.dead_letters.labels(source=name).inc(len(rejected))
         if events:
-            with self._transform_lock:
-                events = self.transform(events)
             try:
-                self.spool.append(name, events)
+                events = self._spool(name, events)
             except SpoolFull:
                 self.metrics.backpressure.labels(source=name).inc()
                 return 503, {"error": "spool full, retry later", "retry_after": RETRY_AFTER_SECONDS}
@@ -109,6 +115,22 @@ class Receiver:
         status = 202 if events or not rejected else 400
         return status, {"accepted": len(events), "rejected": len(rejected),
                         "reasons": sorted({r.reason for r in rejected})[:5]}
+
+    def _spool(self, name: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Transform and spool one batch; the transform's state is saved only once the batch is spooled, so a
+        batch refused here (and sent again by the client) is not counted twice by the analyzers."""
+        if self.transform is None:
+            self.spool.append(name, events)
+            return events
+        with self._transform_lock:
+            out = self.transform.run(events)
+            try:
+                self.spool.append(name, out)
+                self.transform.commit()
+            except BaseException:
+                self.transform.discard()
+                raise
+        return out
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
