@@ -151,3 +151,4 @@ def test_events_missing_fields_are_ignored(stream: list[dict[str, Any]], data: s
     out = chain.process(stripped) + chain.advance(T0 + timedelta(hours=5))
     assert chain.errors == []
     assert [e for e in out if "aisoc.signal.name" in e] == []  # no entity, no signal
+

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aisoc.collectors.native import MAPPERS, map_native
 from aisoc.detect.ruletest import test_rule_sqlite as run_rule_tests
@@ -381,3 +383,16 @@ def test_first_live_poll_records_old_state_as_baseline_and_reports_what_is_recen
                             {"verify_artifacts": False, "first_poll_lookback_seconds": None})
     assert sorted((e["event.action"], e.get("aisoc.model.version")) for e in everything) == [
         ("model-alias-changed", "1"), ("model-version-registered", "1"), ("model-version-registered", "2")]
+
+
+@given(st.text(), st.lists(st.one_of(st.text(), st.integers(), st.none()), max_size=6))
+def test_event_ids_are_those_of_earlier_releases(source: str, identity: list[Any]) -> None:
+    """event.id is a hash of the JSON text of [source, *identity]: the faster construction must give the very
+    same ids, or a replay after an upgrade would store every event a second time."""
+    import hashlib
+    import json
+
+    from aisoc.collectors.base import event_id
+
+    key = json.dumps([source, *[str(part) for part in identity]], ensure_ascii=False)
+    assert event_id(source, *identity) == hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,7 +31,8 @@ def event_id(source: str, *identity: object) -> str:
 
     The same record always gets the same id, so replays and redeliveries never duplicate an event.
     """
-    key = json.dumps([source, *[str(part) for part in identity]], ensure_ascii=False)
+    # the text json.dumps([source, *parts], ensure_ascii=False) gives, built without an encoder per call
+    key = "[" + ", ".join(encode_basestring(str(part)) for part in (source, *identity)) + "]"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
@@ -41,7 +43,7 @@ def cap_original(raw: bytes | str | dict[str, Any] | list[Any]) -> str:
     elif isinstance(raw, str):
         text = raw
     else:
-        text = json.dumps(raw, ensure_ascii=False, sort_keys=True, default=str)
+        text = json.dumps(raw, ensure_ascii=False, default=str)  # key order as received
     if len(text) > MAX_ORIGINAL_CHARS:
         return text[:MAX_ORIGINAL_CHARS] + f"...[truncated, {len(text)} chars]"
     return text

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import functools
 import gzip
 import hashlib
 import io
@@ -46,7 +47,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aisoc.collectors.base import CursorStore, MappingError, make_event
+from aisoc.collectors.base import CursorStore, MappingError, cap_original, make_event
 from aisoc.records import Rejected
 from aisoc.rules.model import normalize_timestamp
 from aisoc.safeyaml import YamlLoadError, load_all
@@ -570,6 +571,11 @@ _EVENT_TYPE = {"read": "access", "list": "access", "write": "change", "delete": 
 def _ip(value: Any) -> str | None:
     if not isinstance(value, str) or not value:
         return None
+    return _parsed_ip(value)
+
+
+@functools.lru_cache(maxsize=4096)  # access logs repeat a few client addresses many times
+def _parsed_ip(value: str) -> str | None:
     host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value  # MinIO: "10.0.0.1:53120"
     host = host.strip("[]")
     try:
@@ -626,13 +632,18 @@ def _access_event(
     )
 
 
+@functools.lru_cache(maxsize=1024)  # many log lines share a second
+def _s3_time(text: str) -> str | None:
+    try:
+        return normalize_timestamp(datetime.strptime(text, "%d/%b/%Y:%H:%M:%S %z"))
+    except ValueError:
+        raise MappingError(f"S3 time [{text}] is not like [06/Feb/2019:00:00:38 +0000]") from None
+
+
 def map_s3_access_log_line(line: str, config: ObjectAccessConfig, *, collector: str | None = None) -> dict[str, Any]:
     """One S3 server access log line -> an `object-accessed` event (MappingError if malformed)."""
     record = parse_s3_access_log_line(line)
-    try:
-        when = normalize_timestamp(datetime.strptime(record["time"] or "", "%d/%b/%Y:%H:%M:%S %z"))
-    except ValueError:
-        raise MappingError(f"S3 time [{record['time']}] is not like [06/Feb/2019:00:00:38 +0000]") from None
+    when = _s3_time(record["time"] or "")
     operation_name = record["operation"] or ""
     key = unquote(record["key"]) if record.get("key") else None
     method = None
@@ -657,8 +668,11 @@ def map_s3_access_log_line(line: str, config: ObjectAccessConfig, *, collector: 
     )
 
 
-def map_minio_audit(record: Any, config: ObjectAccessConfig, *, collector: str | None = None) -> list[dict[str, Any]]:
-    """One MinIO audit webhook record -> `object-accessed` events (one per object of a multi-delete)."""
+def map_minio_audit(record: Any, config: ObjectAccessConfig, *, collector: str | None = None,
+                    raw: str | None = None) -> list[dict[str, Any]]:
+    """One MinIO audit webhook record -> `object-accessed` events (one per object of a multi-delete).
+
+    `raw`: the record's text as received, kept as `event.original` (else the record is serialized)."""
     if not isinstance(record, dict):
         raise MappingError(f"MinIO audit record must be an object, got {type(record).__name__}")
     api = record.get("api")
@@ -681,6 +695,7 @@ def map_minio_audit(record: Any, config: ObjectAccessConfig, *, collector: str |
     headers = record.get("requestHeader") if isinstance(record.get("requestHeader"), dict) else {}
     status = _status(api.get("statusCode"), "api.statusCode")
     operation = _minio_operation(name)
+    original = cap_original(raw if raw is not None else record)  # once, however many objects the record names
     events = []
     for key in objects:
         events.append(_access_event(
@@ -692,7 +707,7 @@ def map_minio_audit(record: Any, config: ObjectAccessConfig, *, collector: str |
             method=_text(headers.get("X-Amz-Method") or None, "method") if headers else None,
             user_agent=_text(record.get("userAgent"), "userAgent"),
             error=_text(record.get("error"), "error", max_len=MAX_TEXT), cloud=None, config=config,
-            original=record, collector=collector))
+            original=original, collector=collector))
     return events
 
 
@@ -724,7 +739,7 @@ def parse_object_access_log(
                     record = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise MappingError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
-                yield from map_minio_audit(record, config, collector=collector)
+                yield from map_minio_audit(record, config, collector=collector, raw=text)
             else:
                 yield map_s3_access_log_line(text, config, collector=collector)
         except _ERRORS as exc:
