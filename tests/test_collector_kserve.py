@@ -53,6 +53,24 @@ def _message(ce_type: str, ce_id: str, body: Any, *, endpoint: str = "default", 
 # ---- binary mode, joined pairs ----------------------------------------------------------------------
 
 
+def test_durable_joiner_keeps_halves_until_their_events_are_committed(tmp_path: Path) -> None:
+    store = tmp_path / "pending.db"
+    request, response = (ks.decode_binary(m["headers"], m["body"].encode()) for m in BINARY[:2])
+    joiner = ks.RequestResponseJoiner(store=store)
+    assert joiner.add(request) == []
+    joined = joiner.add(response)
+    assert len(joined) == 1 and len(joiner) == 0
+    joiner.discard()  # the joined event could not be stored: back to the request alone
+    assert len(joiner) == 1
+    again = joiner.add(response)  # the resent response joins it again, into the same event
+    assert [e["event.id"] for e in again] == [joined[0]["event.id"]]
+    reopened = ks.RequestResponseJoiner(store=store)  # a crash before commit: the request is still held
+    assert len(reopened) == 1
+    joiner.commit()
+    joiner.close()
+    assert len(ks.RequestResponseJoiner(store=store)) == 0  # committed: nothing is held any more
+
+
 def test_binary_pairs_join_into_one_event_per_inference() -> None:
     joiner = ks.RequestResponseJoiner()
     events = _replay_binary(joiner)

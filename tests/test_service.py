@@ -26,7 +26,7 @@ HMAC_SECRET = "hmac-secret-abcdef"
 
 
 def _config(tmp: Path, *, max_events: int = 1_000_000, es_url: str | None = None, detection: bool = False,
-            sqlite: bool = True) -> Path:
+            sqlite: bool = True, kserve_ttl_seconds: float = 300) -> Path:
     lines = [
         "data_dir: data",
         "receiver:",
@@ -43,6 +43,7 @@ def _config(tmp: Path, *, max_events: int = 1_000_000, es_url: str | None = None
         "    kserve:",
         "      kind: kserve",
         "      auth: {token: \"${AISOC_TEST_TOKEN}\", allow_query_token: true}",
+        f"      options: {{ttl_seconds: {kserve_ttl_seconds}}}",
         f"spool: {{max_events: {max_events}}}",
         "sinks:",
         f"  sqlite: {str(sqlite).lower()}",
@@ -332,6 +333,39 @@ def test_kserve_logger_pushes_binary_cloudevents_with_a_url_token(served: Served
     row = conn.execute('SELECT "event.action", "aisoc.inference.service", "aisoc.inference.client_id" '
                        "FROM logs").fetchone()
     assert row == ("inference-request", "fraud-scorer", "checkout-web")
+
+
+def test_a_kserve_request_acknowledged_before_a_crash_is_joined_or_expired_after_it(tmp_path: Path) -> None:
+    """The logger's request half is acknowledged long before its response comes: it must survive kill -9,
+    join the response sent after the restart, and a half whose partner never comes must still be stored."""
+    pairs = json.loads((Path(__file__).parent / "fixtures" / "kserve" / "binary_pairs.json").read_text())
+
+    def push(service: Served, message: dict) -> int:
+        headers = {k: v for k, v in message["headers"].items() if k.lower() != "content-length"}
+        return httpx.post(f"{service.url}/ingest/kserve?token={TOKEN}", content=message["body"].encode(),
+                          headers=headers, timeout=30).status_code
+
+    config = _config(tmp_path, kserve_ttl_seconds=3)
+    service = Served(config).start()
+    assert push(service, pairs[0]) == 202  # a request; its response has not come yet
+    service.kill9()
+    service = Served(config).start()
+    try:
+        assert push(service, pairs[1]) == 202  # the response, after the restart
+        data = tmp_path / "data"
+        _wait(lambda: len(_stored_ids(data)) == 1)
+        assert push(service, pairs[2]) == 202  # a request whose response never comes
+        _wait(lambda: len(_stored_ids(data)) == 2, timeout=30)  # released after the TTL, with no more traffic
+    finally:
+        service.term()
+    conn = sqlite3.connect(data / "events.db")
+    query = ('SELECT "aisoc.inference.request_id", "aisoc.inference.input.skeleton_hash", '
+             '"aisoc.inference.predicted_class" FROM logs')
+    rows = {r[0]: r[1:] for r in conn.execute(query)}
+    ids = [p["headers"]["Ce-Id"] for p in pairs[:3]]
+    assert set(rows) == {ids[0], ids[2]}
+    assert None not in rows[ids[0]]  # the request's inputs (held across the crash) joined with the response's class
+    assert rows[ids[2]][0] is not None and rows[ids[2]][1] is None  # the request alone
 
 
 def test_a_batch_refused_by_the_full_spool_is_not_counted_twice_by_the_analyzers(tmp_path: Path) -> None:

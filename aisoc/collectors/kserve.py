@@ -41,10 +41,12 @@ import ipaddress
 import json
 import math
 import re
+import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -553,18 +555,47 @@ class RequestResponseJoiner:
     that was pushed out by `max_pending`. `expire` emits what waited longer than the TTL (call it
     on a timer when traffic may stop); `flush` emits everything (end of a replay). `now` defaults to
     a monotonic clock; replays pass the event time instead.
+
+    With a `store` (SQLite file) the waiting halves survive a restart: each is written when it
+    arrives, before the receiver acknowledges it, and removed by `commit` once the events it became
+    part of are stored. A crash in between leaves it in the store, so it is joined (or expired)
+    again after the restart, into an event with the same id. The clock is then wall time.
     """
 
-    def __init__(self, config: KServeConfig | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: KServeConfig | None = None, clock: Callable[[], float] | None = None,
+                 store: Path | None = None) -> None:
         self.config = config or KServeConfig()
-        self.clock = clock
+        self.clock = clock or (time.time if store is not None else time.monotonic)
         self._pending: OrderedDict[tuple[str, ...], dict[str, _Pending]] = OrderedDict()
+        self._settled: list[tuple[str, ...]] = []  # left the joiner, rows deleted at the next commit
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
         self.stats = {"joined": 0, "expired_requests": 0, "orphan_responses": 0, "evicted": 0, "duplicates": 0}
+        if store is not None:
+            self._open(store)
+
+    def _open(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS pending (key TEXT NOT NULL, kind TEXT NOT NULL, "
+                         "message TEXT NOT NULL, arrived REAL NOT NULL, PRIMARY KEY (key, kind))")
+        self._load()
+
+    def _load(self) -> None:
+        assert self._db is not None
+        self._pending.clear()
+        self._settled.clear()
+        for key, message, arrived in self._db.execute("SELECT key, message, arrived FROM pending ORDER BY arrived"):
+            restored = InferenceMessage(**json.loads(message))
+            self._pending.setdefault(tuple(json.loads(key)), {})[restored.kind] = _Pending(restored, arrived)
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def _emit(self, entry: dict[str, _Pending]) -> dict[str, Any] | Rejected:
+    def _emit(self, key: tuple[str, ...], entry: dict[str, _Pending]) -> dict[str, Any] | Rejected:
+        self._settled.append(key)
         request = entry["request"].message if "request" in entry else None
         response = entry["response"].message if "response" in entry else None
         try:
@@ -574,46 +605,75 @@ class RequestResponseJoiner:
             return Rejected(f"{self.config.name}:join", f"cannot build event: {_why(exc)}"[:MAX_REASON],
                             _dump(head.original if head else {}))
 
+    def _remember(self, message: InferenceMessage, now: float) -> None:
+        if self._db is not None:
+            self._db.execute("INSERT OR IGNORE INTO pending (key, kind, message, arrived) VALUES (?, ?, ?, ?)",
+                             (json.dumps(message.key), message.kind, json.dumps(asdict(message), default=str), now))
+
     def add(self, message: InferenceMessage, now: float | None = None) -> list[dict[str, Any] | Rejected]:
-        now = self.clock() if now is None else now
-        out = self.expire(now)
-        entry = self._pending.get(message.key)
-        if entry is None:
-            self._pending[message.key] = {message.kind: _Pending(message, now)}
-            while len(self._pending) > self.config.max_pending:
-                _, oldest = self._pending.popitem(last=False)
-                self.stats["evicted"] += 1
-                out.append(self._emit(oldest))
+        with self._lock:
+            now = self.clock() if now is None else now
+            out = self.expire(now)
+            entry = self._pending.get(message.key)
+            if entry is None:
+                self._remember(message, now)
+                self._pending[message.key] = {message.kind: _Pending(message, now)}
+                while len(self._pending) > self.config.max_pending:
+                    key, oldest = self._pending.popitem(last=False)
+                    self.stats["evicted"] += 1
+                    out.append(self._emit(key, oldest))
+                return out
+            if message.kind in entry:
+                self.stats["duplicates"] += 1  # redelivery: the first copy stands
+                return out
+            entry[message.kind] = _Pending(message, now)
+            del self._pending[message.key]
+            self.stats["joined"] += 1
+            out.append(self._emit(message.key, entry))
             return out
-        if message.kind in entry:
-            self.stats["duplicates"] += 1  # redelivery: the first copy stands
-            return out
-        entry[message.kind] = _Pending(message, now)
-        del self._pending[message.key]
-        self.stats["joined"] += 1
-        out.append(self._emit(entry))
-        return out
 
     def expire(self, now: float | None = None) -> list[dict[str, Any] | Rejected]:
-        now = self.clock() if now is None else now
-        out: list[dict[str, Any] | Rejected] = []
-        while self._pending:
-            key, entry = next(iter(self._pending.items()))
-            arrived = min(p.arrived for p in entry.values())
-            if now - arrived <= self.config.ttl_seconds:
-                break
-            del self._pending[key]
-            self.stats["expired_requests" if "request" in entry else "orphan_responses"] += 1
-            out.append(self._emit(entry))
-        return out
+        with self._lock:
+            now = self.clock() if now is None else now
+            out: list[dict[str, Any] | Rejected] = []
+            while self._pending:
+                key, entry = next(iter(self._pending.items()))
+                arrived = min(p.arrived for p in entry.values())
+                if now - arrived <= self.config.ttl_seconds:
+                    break
+                del self._pending[key]
+                self.stats["expired_requests" if "request" in entry else "orphan_responses"] += 1
+                out.append(self._emit(key, entry))
+            return out
 
     def flush(self) -> list[dict[str, Any] | Rejected]:
-        out = []
-        while self._pending:
-            _, entry = self._pending.popitem(last=False)
-            self.stats["expired_requests" if "request" in entry else "orphan_responses"] += 1
-            out.append(self._emit(entry))
-        return out
+        with self._lock:
+            out = []
+            while self._pending:
+                key, entry = self._pending.popitem(last=False)
+                self.stats["expired_requests" if "request" in entry else "orphan_responses"] += 1
+                out.append(self._emit(key, entry))
+            return out
+
+    def commit(self) -> None:
+        """The events emitted so far are stored: forget their halves in the store too."""
+        with self._lock:
+            settled, self._settled = self._settled, []
+            if self._db is not None and settled:
+                with self._db:
+                    self._db.execute("BEGIN")
+                    self._db.executemany("DELETE FROM pending WHERE key = ?", [(json.dumps(k),) for k in settled])
+
+    def discard(self) -> None:
+        """The events emitted since the last commit were not stored: go back to the halves in the store."""
+        with self._lock:
+            if self._db is not None:
+                self._load()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
 
 def _now_iso() -> str:

@@ -110,7 +110,7 @@ class Service:
         self.workers = [DeliveryWorker(self.spool, sink, self.metrics) for sink in sinks]
         self.analyzers = self._analyzer_chain()
         self.receiver = Receiver(config.receiver, self.spool, self.dead_letters, self.metrics,
-                                 transform=self.analyzers)
+                                 transform=self.analyzers, state_dir=data / "receiver")
         self._alert_outputs()
         from aisoc.collectors.base import CursorStore
         from aisoc.service.scheduler import PullScheduler

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from aisoc.records import Rejected
@@ -59,7 +60,37 @@ def parse_ndjson(headers: Mapping[str, str], body: bytes, source: str) -> Parsed
     return out
 
 
-def _collector_parser(kind: str, options: dict[str, Any]) -> Parser:
+class KServeSource:
+    """The KServe/Seldon logger's pushes: request and response halves joined across deliveries.
+
+    With a `state` file the waiting halves are durable (see `RequestResponseJoiner`): the receiver
+    calls `commit` once a delivery's events are spooled, and `tick` on a timer so halves whose
+    partner never comes are emitted after the TTL even when traffic stops.
+    """
+
+    def __init__(self, options: dict[str, Any], state: Path | None = None) -> None:
+        from aisoc.collectors import kserve
+
+        self._parse_http = kserve.parse_http
+        self.joiner = kserve.RequestResponseJoiner(kserve.KServeConfig(**options), store=state)
+
+    def __call__(self, headers: Mapping[str, str], body: bytes, source: str) -> Parsed:
+        return self._parse_http(headers, body, self.joiner)
+
+    def commit(self) -> None:
+        self.joiner.commit()
+
+    def discard(self) -> None:
+        self.joiner.discard()
+
+    def tick(self) -> Parsed:
+        return self.joiner.expire()
+
+    def close(self) -> None:
+        self.joiner.close()
+
+
+def _collector_parser(kind: str, options: dict[str, Any], state: Path | None = None) -> Parser:
     """Parsers of the collectors' own push formats, with the source's collector settings."""
     if kind == "litellm":
         from aisoc.collectors import llm_gateway
@@ -67,10 +98,7 @@ def _collector_parser(kind: str, options: dict[str, Any]) -> Parser:
         gateway = llm_gateway.LLMGatewayConfig(**options)
         return lambda headers, body, source: llm_gateway.parse_push(headers, body, gateway)
     if kind == "kserve":
-        from aisoc.collectors import kserve
-
-        joiner = kserve.RequestResponseJoiner(kserve.KServeConfig(**options))  # one per source, kept across requests
-        return lambda headers, body, source: kserve.parse_http(headers, body, joiner)
+        return KServeSource(options, state)
     if kind == "mlflow_webhook":
         from aisoc.collectors.mlflow import MlflowCollector, MlflowConfig
 
@@ -79,5 +107,6 @@ def _collector_parser(kind: str, options: dict[str, Any]) -> Parser:
     raise ValueError(f"unknown source kind {kind!r}")
 
 
-def parser_for(kind: str, options: dict[str, Any] | None = None) -> Parser:
-    return parse_ndjson if kind == "ndjson" else _collector_parser(kind, options or {})
+def parser_for(kind: str, options: dict[str, Any] | None = None, state: Path | None = None) -> Parser:
+    """The parser of a push source; `state` is where a source that holds records between deliveries keeps them."""
+    return parse_ndjson if kind == "ndjson" else _collector_parser(kind, options or {}, state)

@@ -17,6 +17,7 @@ import hmac
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -65,15 +66,25 @@ def authenticate(source: PushSource, headers: Any, body: bytes, query: str = "")
     return False
 
 
+TICK_SECONDS = 1.0  # how often sources holding records between deliveries are asked for expired ones
+
+
 class Receiver:
     def __init__(self, config: ReceiverConfig, spool: Spool, dead_letters: DeadLetterStore,
-                 metrics: ServiceMetrics, transform: Transform | None = None) -> None:
+                 metrics: ServiceMetrics, transform: Transform | None = None, state_dir: Path | None = None) -> None:
+        """`state_dir`: where sources that hold records between deliveries (KServe halves) keep them durably."""
         self.config = config
         self.spool = spool
         self.dead_letters = dead_letters
         self.metrics = metrics
         self.transform = transform
-        self._parsers = {name: parser_for(source.kind, source.options) for name, source in config.sources.items()}
+        self._parsers = {name: parser_for(source.kind, source.options,
+                                          state_dir / f"{name}.pending.db" if state_dir else None)
+                         for name, source in config.sources.items()}
+        # a source that holds records commits them after its events are spooled: one delivery at a time
+        self._source_locks = {name: threading.Lock() for name, p in self._parsers.items() if hasattr(p, "commit")}
+        self._ticking = threading.Event()
+        self._ticker: threading.Thread | None = None
         self._transform_lock = threading.Lock()
         self.server = ThreadingHTTPServer((config.host, config.port), self._handler_class())
         self.server.daemon_threads = True
@@ -86,18 +97,60 @@ class Receiver:
     def start(self) -> None:
         self._thread = threading.Thread(target=self.server.serve_forever, name="receiver", daemon=True)
         self._thread.start()
+        if self._source_locks:
+            self._ticker = threading.Thread(target=self._tick_loop, name="receiver-tick", daemon=True)
+            self._ticker.start()
 
     def stop(self) -> None:
-        """Stop accepting; requests already being handled finish (their batches reach the spool)."""
+        """Stop accepting; requests already being handled finish (their batches reach the spool). Records a
+        source still holds stay in its state file for the next start."""
+        self._ticking.set()
         self.server.shutdown()
         self.server.server_close()
+        if self._ticker is not None:
+            self._ticker.join(timeout=10)
+        for parser in self._parsers.values():
+            close = getattr(parser, "close", None)
+            if close is not None:
+                close()
 
     def ingest(self, name: str, source: PushSource, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
         """Parse, dead-letter the bad records, spool the good ones. Returns (HTTP status, JSON reply)."""
-        parsed = self._parsers[name](headers, body, f"receiver:{name}")
-        events = [p for p in parsed if isinstance(p, dict)]
-        rejected = [p for p in parsed if isinstance(p, Rejected)]
-        return self.accept(name, events, rejected)
+        parser = self._parsers[name]
+        lock = self._source_locks.get(name)
+        if lock is None:
+            parsed = parser(headers, body, f"receiver:{name}")
+            return self.accept(name, [p for p in parsed if isinstance(p, dict)],
+                               [p for p in parsed if isinstance(p, Rejected)])
+        with lock:
+            return self._held(name, parser(headers, body, f"receiver:{name}"))
+
+    def tick(self) -> None:
+        """Spool what the holding sources release on their own (halves whose partner did not come in time)."""
+        for name, lock in self._source_locks.items():
+            with lock:
+                parser: Any = self._parsers[name]
+                released = parser.tick()
+                if released:
+                    self._held(name, released)
+
+    def _tick_loop(self) -> None:
+        while not self._ticking.wait(TICK_SECONDS):
+            try:
+                self.tick()
+            except Exception as exc:  # noqa: BLE001 - retried next tick; what a source holds stays in its state
+                log.error("receiver_tick_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _held(self, name: str, parsed: list[Any]) -> tuple[int, dict[str, Any]]:
+        """Accept what a holding source emitted; it forgets the records behind them only once they are spooled."""
+        status, reply = self.accept(name, [p for p in parsed if isinstance(p, dict)],
+                                    [p for p in parsed if isinstance(p, Rejected)])
+        parser: Any = self._parsers[name]
+        if status < 500:
+            parser.commit()
+        else:
+            parser.discard()  # not spooled: the halves stay held, and the resent delivery joins them again
+        return status, reply
 
     def accept(self, name: str, events: list[dict[str, Any]], rejected: list[Rejected]) -> tuple[int, dict[str, Any]]:
         """Dead-letter the rejected records, run the transform, spool the events (pushed or pulled)."""
