@@ -443,6 +443,18 @@ def test_ingestion_rate_counts_writes_and_compares_with_active_hours() -> None:
     assert all(s["user.name"] == s["aisoc.signal.entity"] for s in signals)
 
 
+def test_ingestion_rate_counts_a_role_not_its_sessions_and_learns_quietly_on_day_one() -> None:
+    role, day = "arn:aws:sts::123456789012:assumed-role/svc-ingest", 86400
+    events = []
+    for night in range(3):  # each nightly run assumes the role under a new session name
+        events += [write(night * day + 7200 + i, f"{role}/ingest-run-{night}", n=i) for i in range(200)]
+    events += [write(2 * day + 9000 + i, "contractor-7", n=i) for i in range(60)]
+    signals = run(IngestionAccessRate(StateStore(), learning_seconds=day), events, until=3 * day)
+    got = [(s["aisoc.signal.entity"], s["aisoc.signal.value"], s.get("aisoc.signal.baseline")) for s in signals]
+    # night one is learned without a signal; the later nights compare with it; the contractor has no history
+    assert got == [(role, 200, 200.0), (role, 200, 200.0), ("contractor-7", 60, None)]
+
+
 # ---- windows and ids ----------------------------------------------------------------------------------
 
 def test_late_events_are_dropped_and_counted() -> None:

@@ -410,3 +410,12 @@ def test_arbitrary_manifest_and_batch_bytes_never_raise(tmp_path_factory: pytest
     items = list(BatchLandingSource(CONFIG).replay(root))
     assert len(items) == 1
     _storable(items)
+
+
+def test_a_csv_row_with_more_fields_than_the_header_is_named(tmp_path: Path) -> None:
+    batch = tmp_path / "reviews.csv"
+    batch.write_text("id,text,label\n1,great,pos\n2,bad, really bad,neg\n")
+    rows = read_batch_rows(batch)
+    assert next(rows) == {"id": "1", "text": "great", "label": "pos"}
+    with pytest.raises(MappingError, match=r"reviews.csv:3: row has 4 fields, the header has 3"):
+        next(rows)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from aisoc.analyzers.stats import js_distance, psi
 from aisoc.analyzers.windows import BASELINE, WindowedAnalyzer, stamp
 
 DAY = 86400
+_STS_SESSION = re.compile(r"^(arn:aws[\w-]*:sts::\d*:assumed-role/[^/]+)/.+$")  # role ARN, then the session
 HOUR = 3600
 BASELINE_DAYS = 30
 BATCH_LANDED = "data-batch-landed"
@@ -568,6 +570,12 @@ class IngestionAccessRate(WindowedAnalyzer):
     when it has none: the rule's "no baseline" band); like the token z-score, idle hours are not
     zeros, so a pipeline that writes in one nightly burst is compared with its own bursts.
     sample_size = writes in the window. Registry default threshold: >= 50 and >= 10x the baseline.
+
+    The identity is `user.name` with an AWS STS session removed (`arn:aws:sts::1:assumed-role/etl/run-42`
+    counts as `arn:aws:sts::1:assumed-role/etl`): every pipeline run assumes its role under a new
+    session name, and per session no run would ever have a baseline. During the learning period
+    (`learning_seconds` after the first window aisoc closes) an identity without a baseline gets no
+    signal: on the day aisoc is installed every writer has no history.
     """
 
     name = "ingestion_access_rate"
@@ -576,6 +584,11 @@ class IngestionAccessRate(WindowedAnalyzer):
     window = HOUR
     step = HOUR
     baseline_seconds = BASELINE_DAYS * DAY
+    _STARTED = "\x00started"  # state key of the first window's start; never an identity
+
+    def __init__(self, state: StateStore, *, learning_seconds: float = 0, **kwargs: Any) -> None:
+        super().__init__(state, **kwargs)
+        self.learning_seconds = float(learning_seconds)
 
     def select(self, event: dict[str, Any]) -> tuple[str, Any] | None:
         if action(event) != OBJECT_ACCESSED:
@@ -586,7 +599,7 @@ class IngestionAccessRate(WindowedAnalyzer):
         if not flag(get_field(event, "aisoc.data.storage.ingestion_path")):
             return None
         user = text(get_field(event, "user.name"))
-        return (user, 1) if user else None
+        return (_STS_SESSION.sub(r"\1", user), 1) if user else None
 
     def new(self) -> int:
         return 0
@@ -597,10 +610,14 @@ class IngestionAccessRate(WindowedAnalyzer):
     def close(self, entity: str, aggregate: int, end: int) -> list[dict[str, Any]]:
         key = BASELINE + entity
         start = end - self.window
+        started = self.state.get(self._STARTED)
+        if started is None:
+            self.state.set(self._STARTED, started := start)
         history = [h for h in (self.state.get(key) or []) if start - self.baseline_seconds <= h[0] < start]
         baseline = sum(count for _, count in history) / len(history) if history else None
-        signal = signal_event(name=self.name, layer=self.layer, timestamp=stamp(end), entity=entity,
-                              value=aggregate, sample_size=aggregate, window_seconds=self.window,
-                              baseline=baseline, fields={"user.name": entity}, analyzer=self.name)
         self.state.set(key, [*history, [start, aggregate]])
-        return [signal]
+        if baseline is None and start < started + self.learning_seconds:
+            return []  # learning: no history yet is aisoc's doing, not the identity's
+        return [signal_event(name=self.name, layer=self.layer, timestamp=stamp(end), entity=entity,
+                             value=aggregate, sample_size=aggregate, window_seconds=self.window,
+                             baseline=baseline, fields={"user.name": entity}, analyzer=self.name)]

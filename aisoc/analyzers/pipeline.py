@@ -149,12 +149,12 @@ def default_analyzers(
     *,
     row_reader: Callable[[str], Iterable[dict[str, Any]]] | None = None,
     allowed_lateness: float = 0,
-    first_seen_learning_seconds: float = 0,
+    learning_seconds: float = 0,
 ) -> list[Analyzer | Enricher]:
     """Every analyzer aisoc ships, the first-seen enricher first."""
     windowed: dict[str, Any] = {"allowed_lateness": allowed_lateness}
     return [
-        ApiKeyFirstSeen(state, learning_seconds=first_seen_learning_seconds),
+        ApiKeyFirstSeen(state, learning_seconds=learning_seconds),
         ApiKeyRequestRate(state, **windowed),
         ApiKeyTokenZscore(state, **windowed),
         ApiKeyLogprobsShare(state, **windowed),
@@ -163,6 +163,6 @@ def default_analyzers(
         ClientConfidenceStddev(state, **windowed),
         CanaryDisagreementRate(state, **windowed),
         SourceMixShift(state, **windowed),
-        IngestionAccessRate(state, **windowed),
+        IngestionAccessRate(state, learning_seconds=learning_seconds, **windowed),
         TrainingBatchAnalyzer(state, profiles, row_reader=row_reader),
     ]

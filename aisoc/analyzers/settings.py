@@ -6,6 +6,7 @@ production:
 
     analyzers:
       allowed_lateness_seconds: 120
+      learning_seconds: 86400
       request_rate_min_count: 30
       datasets:
         - {dataset: fraud-train, label_field: label, segment_fields: [region], feature_fields: [merchant]}
@@ -50,9 +51,10 @@ class AnalyzerSettings(BaseModel):
     datasets: list[DatasetSettings] = Field(default_factory=list, description="profiles of training datasets")
     allowed_lateness_seconds: float = Field(
         0, ge=0, le=86400, description="how long a window waits for late events before it closes")
-    first_seen_learning_seconds: float = Field(
-        86400, ge=0, description="keys first seen this soon after aisoc's first LLM request are established keys "
-        "(no age): on the day aisoc is installed every key would otherwise look new; 0 = off")
+    learning_seconds: float = Field(
+        86400, ge=0, description="aisoc's first day: API keys first seen this soon after the first request are "
+        "established (no age), and identities writing to ingestion paths then get no 'no baseline' signal; on the "
+        "day aisoc is installed everything would otherwise look new; 0 = off")
     request_rate_min_count: int = Field(
         1, ge=1, description="api_key_request_rate: no signal for a key below this many requests per window")
 
@@ -63,7 +65,7 @@ class AnalyzerSettings(BaseModel):
 
         parts = default_analyzers(state, [d.profile() for d in self.datasets], row_reader=row_reader,
                                   allowed_lateness=self.allowed_lateness_seconds,
-                                  first_seen_learning_seconds=self.first_seen_learning_seconds)
+                                  learning_seconds=self.learning_seconds)
         if self.request_rate_min_count == 1:
             return parts
         return [ApiKeyRequestRate(state, min_count=self.request_rate_min_count,

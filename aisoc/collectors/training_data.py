@@ -148,9 +148,14 @@ def read_batch_rows(path: Path, limit: int = DEFAULT_ROW_LIMIT) -> Iterator[dict
             return
         with _open_text(path) as fh:
             if kind == "csv":
-                for row in csv.DictReader(fh):
+                reader = csv.DictReader(fh)
+                for row in reader:
                     if produced >= limit:
                         return
+                    if None in row:  # more fields than the header: an unquoted delimiter, or a broken export
+                        raise MappingError(f"{path}:{reader.line_num}: row has {len(row) - 1 + len(row[None])} "
+                                           f"fields, the header has {len(reader.fieldnames or [])}; quote fields "
+                                           "that contain commas")
                     produced += 1
                     yield dict(row)
                 return
