@@ -122,7 +122,7 @@ class InferenceMessage:
     metadata: dict[str, list[str]]
     content_type: str
     body: Any  # parsed JSON, or None for an opaque body
-    body_size: int
+    body_size: int  # bytes of a binary-mode body; 0 for structured-mode data (already parsed)
     original: dict[str, Any] = field(repr=False, default_factory=dict)
 
     @property
@@ -182,8 +182,8 @@ def _metadata(value: str | None) -> dict[str, list[str]]:
 
 def _parse_body(data: bytes | str | Any, content_type: str, max_bytes: int) -> tuple[Any, int]:
     """Body -> (parsed JSON or None for an opaque body, size). JSON content that does not parse is an error."""
-    if not isinstance(data, bytes | str):  # structured mode: data is already JSON
-        return data, len(json.dumps(data, default=str))
+    if not isinstance(data, bytes | str):  # structured mode: data is already JSON, so never opaque and its
+        return data, 0  # size is not needed (serializing tensors only to measure them doubled the mapping cost)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if len(raw) > max_bytes:
         raise MappingError(f"body is {len(raw)} bytes, over the {max_bytes}-byte limit")
