@@ -85,6 +85,10 @@ def test_kserve_request_and_response_are_joined() -> None:
     assert event["aisoc.inference.predicted_class"] == "1" and event["event.duration"] == 6_000_000
     alone = one("kserve", {"events": cloud_events[:1]})  # a request whose response never came is flushed
     assert alone["event.outcome"] == "unknown"
+    late = {**cloud_events[1], "time": "2026-01-01T13:10:00Z"}  # ten minutes later, past the 300 s TTL
+    apart = map_native("kserve", {"events": [cloud_events[0], late]})
+    assert [e["event.outcome"] for e in apart] == ["unknown", "success"]  # the TTL runs in CloudEvent time
+    assert "request-not-logged" in apart[1]["tags"]
 
 
 # ---- data ----------------------------------------------------------------------------------------

@@ -58,17 +58,19 @@ def _openai_exchange(record: dict[str, Any], options: dict[str, Any]) -> list[di
 
 
 def _kserve(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
-    """`record: {events: [structured CloudEvent, ...]}` — a request and its response, joined."""
-    from aisoc.collectors.kserve import KServeConfig, RequestResponseJoiner, parse_structured
+    """`record: {events: [structured CloudEvent, ...]}` — requests and responses, joined as `kserve.replay`
+    joins a file of them (the TTL runs in CloudEvent time)."""
+    import json
 
-    joiner = RequestResponseJoiner(KServeConfig(**options)) if options else RequestResponseJoiner()
-    out: list[dict[str, Any] | Rejected] = []
-    for cloud_event in record.get("events", []):
-        out.extend(parse_structured(cloud_event, joiner))
-    flush = getattr(joiner, "flush", None)
-    if callable(flush):
-        out.extend(flush())
-    return out
+    from aisoc.collectors.kserve import KServeConfig, replay
+
+    events = record.get("events", [])
+    if not isinstance(events, list):
+        raise TypeError("'events' must be a list of structured CloudEvents")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "events.ndjson"
+        path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+        return list(replay(path, KServeConfig(**options) if options else None))
 
 
 def _s3_access_log(record: dict[str, Any], options: dict[str, Any]) -> list[dict[str, Any] | Rejected]:
