@@ -400,3 +400,23 @@ def test_event_ids_are_those_of_earlier_releases(source: str, identity: list[Any
 
     key = json.dumps([source, *[str(part) for part in identity]], ensure_ascii=False)
     assert event_id(source, *identity) == hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def test_repeated_native_records_shift_in_time_vary_and_get_their_own_ids() -> None:
+    from aisoc.rules.model import TestCase
+
+    record = {"id": "chatcmpl-r1", "call_type": "acompletion", "status": "success", "startTime": 1767225600.0,
+              "endTime": 1767225600.5, "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+              "metadata": {"user_api_key_hash": "a" * 64}}
+    case = TestCase.model_validate({"name": "n", "expect": "match", "events": [
+        {"repeat": 3, "every": "90s", "native": "litellm", "record": record,
+         "vary": {"metadata.user_api_key_hash": ["a" * 64, "b" * 64]}}]})
+    events = case.expanded_events("rule", 0)
+    assert [e["@timestamp"] for e in events] == ["2026-01-01T00:00:00.000Z", "2026-01-01T00:01:30.000Z",
+                                                 "2026-01-01T00:03:00.000Z"]
+    assert [e["aisoc.api_key.hash"] for e in events] == ["a" * 64, "b" * 64, "a" * 64]
+    assert len({e["event.id"] for e in events}) == 3
+    bad = TestCase.model_validate({"name": "n", "expect": "match", "events": [
+        {"repeat": 2, "native": "litellm", "record": record, "vary": {"model.name": ["x"]}}]})
+    with pytest.raises(ValueError, match="vary path 'model.name' goes through a value"):
+        bad.expanded_events("rule", 0)

@@ -138,8 +138,10 @@ def _set_path(record: dict[str, Any], path: str, value: Any) -> None:
     for part in parts[:-1]:
         if isinstance(node, list):
             node = node[_index(node, part, path)]
-        else:
+        elif isinstance(node, dict):
             node = node.setdefault(part, {})
+        else:
+            break
     if isinstance(node, list):
         node[_index(node, parts[-1], path)] = value
     elif isinstance(node, dict):
