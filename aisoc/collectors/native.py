@@ -193,7 +193,7 @@ def _mlflow_poll(record: dict[str, Any], options: dict[str, Any]) -> list[dict[s
         raise TypeError("'polls' must be a list of registry states")
     current: dict[str, Any] = {}
     server = _recorded_mlflow_server(current)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)  # quick shutdown
     thread.start()
     try:
         settings = {"tracking_uri": f"http://127.0.0.1:{server.server_address[1]}", "verify_artifacts": True,
