@@ -419,3 +419,18 @@ def test_a_csv_row_with_more_fields_than_the_header_is_named(tmp_path: Path) -> 
     assert next(rows) == {"id": "1", "text": "great", "label": "pos"}
     with pytest.raises(MappingError, match=r"reviews.csv:3: row has 4 fields, the header has 3"):
         next(rows)
+
+
+def test_operations_that_touch_metadata_or_copy_out_are_not_writes_or_deletes() -> None:
+    from aisoc.collectors.training_data import _minio_method, _minio_operation, _s3_operation
+
+    assert _s3_operation("REST.COPY.OBJECT_GET") == "read"  # the source of `aws s3 cp s3://a/x s3://b/`
+    assert _s3_operation("REST.COPY.OBJECT") == "write"
+    for metadata in ("REST.DELETE.OBJECT_TAGGING", "REST.GET.OBJECT_TAGGING", "REST.GET.ACL", "REST.PUT.ACL"):
+        assert _s3_operation(metadata) is None, metadata
+    assert _s3_operation("BATCH.DELETE.OBJECT") == "delete" and _s3_operation("S3.EXPIRE.OBJECT") == "delete"
+    for metadata in ("DeleteObjectTagging", "GetObjectTagging", "GetObjectAttributes", "PutObjectRetention"):
+        assert _minio_operation(metadata) is None, metadata
+    assert [_minio_method(n) for n in ("HeadObject", "GetObject", "PutObject", "DeleteObject",
+                                       "DeleteMultipleObjects", "ListObjectsV2", "CopyObject")] == [
+        "HEAD", "GET", "PUT", "DELETE", "POST", "GET", "PUT"]

@@ -545,9 +545,19 @@ def parse_s3_access_log_line(line: str) -> dict[str, str | None]:
     return record
 
 
+_S3_METADATA = ("TAGGING", "ACL", "RETENTION", "LEGAL_HOLD", "ATTRIBUTES")
+_MINIO_METADATA = ("Tagging", "Acl", "ACL", "Retention", "LegalHold", "Attributes")
+
+
 def _s3_operation(operation: str) -> str | None:
+    """S3 log operation -> read/write/delete/list; None for object metadata (tags, ACLs, retention), which
+    neither reads nor changes the data."""
     parts = operation.split(".")
     verb, noun = (parts[1] if len(parts) > 1 else ""), ".".join(parts[2:])
+    if any(marker in noun for marker in _S3_METADATA):
+        return None
+    if verb == "COPY" and noun.endswith("_GET"):  # the source side of a server-side copy, logged at the source
+        return "read"
     if (verb == "DELETE" or "DELETE" in noun or parts[0] == "S3" and verb.startswith("EXPIRE")
             or operation == "S3.CREATE.DELETEMARKER"):
         return "delete"
@@ -559,6 +569,8 @@ def _s3_operation(operation: str) -> str | None:
 
 
 def _minio_operation(api: str) -> str | None:
+    if any(marker in api for marker in _MINIO_METADATA):
+        return None
     if api.startswith("List"):
         return "list"
     if api.startswith("Delete") or api == "AbortMultipartUpload":
@@ -567,6 +579,22 @@ def _minio_operation(api: str) -> str | None:
         return "read"
     if api.startswith(("Put", "Copy", "Post", "NewMultipart", "CompleteMultipart", "Restore")):
         return "write"
+    return None
+
+
+def _minio_method(api: str) -> str | None:
+    """The HTTP method of a MinIO S3 API call (the audit log names the API, not the method)."""
+    if api.startswith("Head"):
+        return "HEAD"
+    if api == "DeleteMultipleObjects" or api.startswith(("Post", "NewMultipart", "CompleteMultipart", "Select",
+                                                             "Restore")):
+        return "POST"
+    if api.startswith(("Get", "List")):
+        return "GET"
+    if api.startswith(("Put", "Copy")):
+        return "PUT"
+    if api.startswith("Delete") or api == "AbortMultipartUpload":
+        return "DELETE"
     return None
 
 
@@ -697,7 +725,6 @@ def map_minio_audit(record: Any, config: ObjectAccessConfig, *, collector: str |
                    for o in api["objects"][:10_000]]
     access_key = _text(record.get("accessKey"), "accessKey")
     parent = _text(record.get("parentUser"), "parentUser")
-    headers = record.get("requestHeader") if isinstance(record.get("requestHeader"), dict) else {}
     status = _status(api.get("statusCode"), "api.statusCode")
     operation = _minio_operation(name)
     original = cap_original(raw if raw is not None else record)  # once, however many objects the record names
@@ -709,7 +736,7 @@ def map_minio_audit(record: Any, config: ObjectAccessConfig, *, collector: str |
             when=when, bucket=bucket, key=key, operation=operation, api=name, user=parent or access_key,
             user_id=access_key,
             ip=_ip(record.get("remotehost")), status=status,
-            method=_text(headers.get("X-Amz-Method") or None, "method") if headers else None,
+            method=_minio_method(name),
             user_agent=_text(record.get("userAgent"), "userAgent"),
             error=_text(record.get("error"), "error", max_len=MAX_TEXT), cloud=None, config=config,
             original=original, collector=collector))
