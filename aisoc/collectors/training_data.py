@@ -727,20 +727,15 @@ def map_minio_audit(record: Any, config: ObjectAccessConfig, *, collector: str |
     parent = _text(record.get("parentUser"), "parentUser")
     status = _status(api.get("statusCode"), "api.statusCode")
     operation = _minio_operation(name)
-    original = cap_original(raw if raw is not None else record)  # once, however many objects the record names
-    events = []
-    for key in objects:
-        events.append(_access_event(
-            provider_record=("minio", record.get("deploymentid"), record.get("requestID"), name, bucket, key or "",
-                             when),
-            when=when, bucket=bucket, key=key, operation=operation, api=name, user=parent or access_key,
-            user_id=access_key,
-            ip=_ip(record.get("remotehost")), status=status,
-            method=_minio_method(name),
-            user_agent=_text(record.get("userAgent"), "userAgent"),
-            error=_text(record.get("error"), "error", max_len=MAX_TEXT), cloud=None, config=config,
-            original=original, collector=collector))
-    return events
+    # the same for every object the record names
+    original = cap_original(raw if raw is not None else record)
+    common = {"when": when, "bucket": bucket, "operation": operation, "api": name, "user": parent or access_key,
+              "user_id": access_key, "ip": _ip(record.get("remotehost")), "status": status,
+              "method": _minio_method(name), "user_agent": _text(record.get("userAgent"), "userAgent"),
+              "error": _text(record.get("error"), "error", max_len=MAX_TEXT), "cloud": None, "config": config,
+              "original": original, "collector": collector}
+    return [_access_event(provider_record=("minio", record.get("deploymentid"), record.get("requestID"), name,
+                                           bucket, key or "", when), key=key, **common) for key in objects]
 
 
 def parse_object_access_log(
