@@ -39,6 +39,30 @@ def _model_rows(model: type[BaseModel], prefix: str, rows: list[str]) -> None:
             _model_rows(value_model, f"{path}.<name>.", rows)
 
 
+def _collector_sections() -> list[str]:
+    """One table per collector type: the `options` a `collectors.<name>` entry of that type takes."""
+    from aisoc.collectors.registry import REPLAYERS, option_models
+
+    models = option_models()
+    out = ["", "## Collector options", "",
+           "`collectors.<name>.options` by `type`. Types without a table take no options or only those named",
+           "in their description. A push source (`receiver.sources.<name>`) of kind `kserve` or `mlflow_webhook`",
+           "takes the options of the `kserve` or `mlflow` type.", ""]
+    for kind in sorted(REPLAYERS):
+        out.append(f"### `{kind}`")
+        out.append("")
+        model = models.get(kind)
+        doc = (REPLAYERS[kind].__doc__ or "").strip().split("\n")[0]
+        if doc:
+            out += [doc, ""]
+        if model is None:
+            continue
+        rows: list[str] = []
+        _model_rows(model, "", rows)
+        out += ["| option | type | meaning | default |", "|---|---|---|---|", *rows, ""]
+    return out
+
+
 def config_reference() -> str:
     rows: list[str] = []
     _model_rows(AisocConfig, "", rows)
@@ -52,6 +76,7 @@ def config_reference() -> str:
         "| key | type | meaning | default |",
         "|---|---|---|---|",
         *rows,
+        *_collector_sections(),
         "",
     ])
 

@@ -20,12 +20,14 @@ Replayer = Callable[[Path, dict[str, Any], CursorStore | None], Iterator[dict[st
 
 
 def _litellm(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    """Saved LiteLLM StandardLoggingPayloads (JSON array, NDJSON or one object per file)."""
     from aisoc.collectors.llm_gateway import replay
 
     return replay(path)
 
 
 def _kserve(path: Path, options: dict[str, Any], cursor: CursorStore | None) -> Iterator[dict[str, Any] | Rejected]:
+    """Structured-mode CloudEvents of the KServe/Seldon inference logger, joined in event time."""
     from aisoc.collectors.kserve import KServeConfig, replay
 
     return replay(path, KServeConfig(**options) if options else None)
@@ -134,7 +136,8 @@ REPLAYERS: dict[str, Replayer] = {
 }
 
 
-def _option_models() -> dict[str, type[Any]]:
+def option_models() -> dict[str, type[Any]]:
+    """The settings model of each collector type that has one (`collectors.<name>.options`)."""
     from aisoc.collectors.builds import EnvironmentReplayConfig, SbomReplayConfig, SignatureReplayConfig
     from aisoc.collectors.kserve import KServeConfig
     from aisoc.collectors.mlflow import MlflowConfig
@@ -151,7 +154,7 @@ def check_options(name: str, options: dict[str, Any]) -> list[str]:
 
     if name not in REPLAYERS:
         return [f"type: unknown collector {name!r}; choose one of: {', '.join(sorted(REPLAYERS))}"]
-    model = _option_models().get(name)
+    model = option_models().get(name)
     if model is None:
         return []
     try:
