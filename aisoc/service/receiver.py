@@ -143,9 +143,13 @@ class Receiver:
 
     def _held(self, name: str, parsed: list[Any]) -> tuple[int, dict[str, Any]]:
         """Accept what a holding source emitted; it forgets the records behind them only once they are spooled."""
-        status, reply = self.accept(name, [p for p in parsed if isinstance(p, dict)],
-                                    [p for p in parsed if isinstance(p, Rejected)])
         parser: Any = self._parsers[name]
+        try:
+            status, reply = self.accept(name, [p for p in parsed if isinstance(p, dict)],
+                                        [p for p in parsed if isinstance(p, Rejected)])
+        except BaseException:
+            parser.discard()
+            raise
         if status < 500:
             parser.commit()
         else:
