@@ -14,7 +14,7 @@ from aisoc.analyzers.base import StateStore, signal_event
 from aisoc.analyzers.events import action, event_time, flag, get_field, number, text
 from aisoc.analyzers.state import Change, KeyState
 from aisoc.analyzers.stats import KMV_K, Ewma, kmv_add, kmv_estimate, kmv_merge
-from aisoc.analyzers.windows import BASELINE, WindowedAnalyzer, stamp
+from aisoc.analyzers.windows import BASELINE, ShareWindow, WindowedAnalyzer, stamp
 
 LLM_REQUEST = "llm-request"
 HOUR = 3600
@@ -130,7 +130,7 @@ class ApiKeyTokenZscore(WindowedAnalyzer):
         return signals
 
 
-class ApiKeyLogprobsShare(WindowedAnalyzer):
+class ApiKeyLogprobsShare(ShareWindow):
     """api_key_logprobs_share: count(requests with aisoc.llm.logprobs_requested) / count(requests), 1h tumbling.
 
     A request without the field counts as not asking for logprobs. sample_size = requests.
@@ -146,14 +146,6 @@ class ApiKeyLogprobsShare(WindowedAnalyzer):
     def select(self, event: dict[str, Any]) -> tuple[str, Any] | None:
         key = api_key_of(event)
         return (key, flag(get_field(event, "aisoc.llm.logprobs_requested"))) if key else None
-
-    def new(self) -> list[int]:
-        return [0, 0]
-
-    def add(self, aggregate: list[int], observation: bool) -> list[int]:
-        aggregate[0] += 1
-        aggregate[1] += int(observation)
-        return aggregate
 
     def close(self, entity: str, aggregate: list[int], end: int) -> list[dict[str, Any]]:
         total, with_logprobs = aggregate
@@ -218,7 +210,6 @@ class ApiKeyFirstSeen:
     """
 
     name = "api_key_first_seen"
-    _STARTED = "\x00started"  # state key of the first event time; never a key hash
 
     def __init__(self, state: StateStore, *, name: str | None = None, learning_seconds: float = 0) -> None:
         if name:
@@ -231,9 +222,7 @@ class ApiKeyFirstSeen:
         when = event_time(event)
         if key is None or when is None:
             return event
-        started = self.state.get(self._STARTED)
-        if started is None:
-            self.state.set(self._STARTED, started := when)
+        started = self.state.started(when)
         first = self.state.get(key)
         if first is None or when < first:
             self.state.set(key, when)

@@ -584,7 +584,6 @@ class IngestionAccessRate(WindowedAnalyzer):
     window = HOUR
     step = HOUR
     baseline_seconds = BASELINE_DAYS * DAY
-    _STARTED = "\x00started"  # state key of the first window's start; never an identity
 
     def __init__(self, state: StateStore, *, learning_seconds: float = 0, **kwargs: Any) -> None:
         super().__init__(state, **kwargs)
@@ -610,9 +609,7 @@ class IngestionAccessRate(WindowedAnalyzer):
     def close(self, entity: str, aggregate: int, end: int) -> list[dict[str, Any]]:
         key = BASELINE + entity
         start = end - self.window
-        started = self.state.get(self._STARTED)
-        if started is None:
-            self.state.set(self._STARTED, started := start)
+        started = self.state.started(start)
         history = [h for h in (self.state.get(key) or []) if start - self.baseline_seconds <= h[0] < start]
         baseline = sum(count for _, count in history) / len(history) if history else None
         self.state.set(key, [*history, [start, aggregate]])

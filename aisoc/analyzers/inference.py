@@ -17,7 +17,7 @@ from typing import Any
 from aisoc.analyzers.base import StateStore, signal_event
 from aisoc.analyzers.events import action, get_field, number, text
 from aisoc.analyzers.stats import Welford
-from aisoc.analyzers.windows import WindowedAnalyzer, stamp
+from aisoc.analyzers.windows import ShareWindow, WindowedAnalyzer, stamp
 
 INFERENCE_ACTIONS = frozenset({"inference-request", "inference-response"})
 HOUR = 3600
@@ -55,7 +55,7 @@ class _InferenceWindow(WindowedAnalyzer):
                             sample_size=sample_size, window_seconds=self.window, fields=fields, analyzer=self.name)
 
 
-class ClientNearBoundaryShare(_InferenceWindow):
+class ClientNearBoundaryShare(_InferenceWindow, ShareWindow):
     """client_near_boundary_share: count(predictions with margin < 0.1) / count(predictions), per client, 1h.
 
     Predictions without a margin in [0, 1] are not counted. sample_size = predictions counted.
@@ -69,14 +69,6 @@ class ClientNearBoundaryShare(_InferenceWindow):
         client = self._client(event)
         margin = _unit(get_field(event, "aisoc.inference.margin"))
         return (client, margin < self.boundary_margin) if client and margin is not None else None
-
-    def new(self) -> list[int]:
-        return [0, 0]
-
-    def add(self, aggregate: list[int], observation: bool) -> list[int]:
-        aggregate[0] += 1
-        aggregate[1] += int(observation)
-        return aggregate
 
     def close(self, entity: str, aggregate: list[int], end: int) -> list[dict[str, Any]]:
         total, near = aggregate

@@ -150,12 +150,13 @@ def default_analyzers(
     row_reader: Callable[[str], Iterable[dict[str, Any]]] | None = None,
     allowed_lateness: float = 0,
     learning_seconds: float = 0,
+    request_rate_min_count: int = 1,
 ) -> list[Analyzer | Enricher]:
     """Every analyzer aisoc ships, the first-seen enricher first."""
     windowed: dict[str, Any] = {"allowed_lateness": allowed_lateness}
     return [
         ApiKeyFirstSeen(state, learning_seconds=learning_seconds),
-        ApiKeyRequestRate(state, **windowed),
+        ApiKeyRequestRate(state, min_count=request_rate_min_count, **windowed),
         ApiKeyTokenZscore(state, **windowed),
         ApiKeyLogprobsShare(state, **windowed),
         ApiKeySkeletonDiversity(state, **windowed),

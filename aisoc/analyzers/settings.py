@@ -60,17 +60,11 @@ class AnalyzerSettings(BaseModel):
 
     def build(self, state: StateStore, row_reader: RowReader | None = None) -> list[Any]:
         """Every analyzer aisoc ships (`default_analyzers`), configured by these settings."""
-        from aisoc.analyzers.api_keys import ApiKeyRequestRate
         from aisoc.analyzers.pipeline import default_analyzers
 
-        parts = default_analyzers(state, [d.profile() for d in self.datasets], row_reader=row_reader,
-                                  allowed_lateness=self.allowed_lateness_seconds,
-                                  learning_seconds=self.learning_seconds)
-        if self.request_rate_min_count == 1:
-            return parts
-        return [ApiKeyRequestRate(state, min_count=self.request_rate_min_count,
-                                  allowed_lateness=self.allowed_lateness_seconds)
-                if isinstance(p, ApiKeyRequestRate) else p for p in parts]
+        return default_analyzers(state, [d.profile() for d in self.datasets], row_reader=row_reader,
+                                 allowed_lateness=self.allowed_lateness_seconds, learning_seconds=self.learning_seconds,
+                                 request_rate_min_count=self.request_rate_min_count)
 
 
 def coerce_settings(value: Any) -> Any:

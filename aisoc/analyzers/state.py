@@ -29,6 +29,7 @@ class _Deleted:
 DELETED: Any = _Deleted()
 
 Change = tuple[StateStore, str, str, Any]  # (store, analyzer namespace, key, JSON value or DELETED)
+STARTED = "\x00started"  # KeyState key of the first time an analyzer saw anything; never an entity
 
 
 class Persistent(Protocol):
@@ -106,6 +107,13 @@ class KeyState:
         """(key, value) pairs whose key starts with `prefix`, in key order."""
         for key in sorted(k for k in self._data if k.startswith(prefix)):
             yield key, self._data[key]
+
+    def started(self, when: float) -> float:
+        """When this analyzer first saw anything (the start of its learning period): `when` on the first call."""
+        first = self.get(STARTED)
+        if first is None:
+            self.set(STARTED, first := when)
+        return float(first)
 
     def changes(self) -> list[Change]:
         return [(self.store, self.namespace, k, self._data.get(k, DELETED)) for k in sorted(self._dirty)]

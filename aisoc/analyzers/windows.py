@@ -173,6 +173,19 @@ class WindowedAnalyzer(ABC):
         return signals
 
 
+class ShareWindow(WindowedAnalyzer):
+    """A window whose observations are yes/no and whose signal is the share of yes: the aggregate is
+    [observations, yes]."""
+
+    def new(self) -> list[int]:
+        return [0, 0]
+
+    def add(self, aggregate: list[int], observation: bool) -> list[int]:
+        aggregate[0] += 1
+        aggregate[1] += int(observation)
+        return aggregate
+
+
 def stamp(end: int) -> str:
     """The signal timestamp of a window ending at `end`."""
     return iso(end)

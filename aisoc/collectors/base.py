@@ -106,6 +106,18 @@ def _now() -> str:
     return f"{_clock[1]}.{int((now - second) * 1000):03d}Z"
 
 
+def read_replay_file(path: Path, max_bytes: int) -> bytes | Rejected:
+    """A native file to replay, whole; a Rejected naming the file when it is too large or unreadable."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            return Rejected(str(path), f"file is {size} bytes, over the {max_bytes}-byte replay limit; split it "
+                            "into smaller files", b"")
+        return path.read_bytes()
+    except OSError as exc:
+        return Rejected(str(path), f"cannot read file: {exc.strerror or exc}", b"")
+
+
 def epoch_ms_to_iso(value: Any) -> str | None:
     """Milliseconds since the epoch (MLflow, LiteLLM) -> ISO-8601 UTC."""
     if value is None or value == "":

@@ -54,7 +54,7 @@ from urllib.parse import unquote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aisoc.collectors.base import MappingError, cap_original, make_event
+from aisoc.collectors.base import MappingError, cap_original, make_event, read_replay_file
 from aisoc.collectors.llm_gateway import iter_json_records
 from aisoc.records import Rejected
 from aisoc.rules.model import normalize_timestamp
@@ -772,14 +772,9 @@ def replay(path: str | Path, config: KServeConfig | None = None) -> Iterator[dic
     """
     path = Path(path)
     joiner = RequestResponseJoiner(config)
-    try:
-        size = path.stat().st_size
-        if size > MAX_REPLAY_FILE_BYTES:
-            yield _reject(str(path), f"file is {size} bytes, over the {MAX_REPLAY_FILE_BYTES}-byte replay limit", b"")
-            return
-        data = path.read_bytes()
-    except OSError as exc:
-        yield _reject(str(path), f"cannot read file: {exc.strerror or exc}", b"")
+    data = read_replay_file(path, MAX_REPLAY_FILE_BYTES)
+    if isinstance(data, Rejected):
+        yield data
         return
     try:
         text = data.decode("utf-8")

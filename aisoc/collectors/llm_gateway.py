@@ -37,7 +37,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from aisoc.collectors.base import CursorStore, MappingError, cap_original, make_event
+from aisoc.collectors.base import CursorStore, MappingError, cap_original, make_event, read_replay_file
 from aisoc.records import Rejected
 from aisoc.rules.model import normalize_timestamp
 
@@ -816,14 +816,9 @@ def replay(path: str | Path, mapper: Any = map_litellm_payload) -> Iterator[dict
     """
     path = Path(path)
     source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_REPLAY_FILE_BYTES:
-            yield _reject(source, f"file is {size} bytes, over the {MAX_REPLAY_FILE_BYTES}-byte replay limit", b"")
-            return
-        data = path.read_bytes()
-    except OSError as exc:
-        yield _reject(source, f"cannot read file: {exc.strerror or exc}", b"")
+    data = read_replay_file(path, MAX_REPLAY_FILE_BYTES)
+    if isinstance(data, Rejected):
+        yield data
         return
     try:
         text = data.decode("utf-8")

@@ -71,7 +71,7 @@ from urllib.parse import quote, unquote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aisoc.collectors.base import CursorStore, MappingError, epoch_ms_to_iso, make_event
+from aisoc.collectors.base import CursorStore, MappingError, epoch_ms_to_iso, make_event, read_replay_file
 from aisoc.records import Rejected
 from aisoc.rules.model import normalize_timestamp
 
@@ -1278,14 +1278,9 @@ class MlflowCollector:
             yield from self._replay_file(file, snap)
 
     def _replay_file(self, file: Path, snap: dict[str, Any]) -> Iterator[Record]:
-        try:
-            size = file.stat().st_size
-            if size > MAX_REPLAY_FILE_BYTES:
-                yield Rejected(str(file), f"file of {size} bytes exceeds {MAX_REPLAY_FILE_BYTES}", b"")
-                return
-            data = file.read_bytes()
-        except OSError as exc:
-            yield Rejected(str(file), f"cannot read: {exc.strerror or exc}", b"")
+        data = read_replay_file(file, MAX_REPLAY_FILE_BYTES)
+        if isinstance(data, Rejected):
+            yield data
             return
         if file.suffix in (".ndjson", ".jsonl"):
             for lineno, line in enumerate(data.splitlines(), 1):

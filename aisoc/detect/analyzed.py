@@ -9,18 +9,17 @@ window do not collide when every case shares one store (`aisoc demo --scenarios`
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aisoc.analyzers.base import StateStore
+from aisoc.analyzers.events import event_time, iso
 from aisoc.analyzers.pipeline import AnalyzerChain
 from aisoc.analyzers.settings import AnalyzerSettings
 from aisoc.collectors.base import event_id
 from aisoc.collectors.training_data import read_batch_rows
-from aisoc.rules.model import _parse_time, normalize_timestamp
 
-SETTLE = timedelta(days=1)  # longer than every analyzer window
+SETTLE = 86400  # seconds: longer than every analyzer window
 
 
 def analyze_case(events: list[dict[str, Any]], settings: AnalyzerSettings, namespace: str) -> list[dict[str, Any]]:
@@ -30,9 +29,9 @@ def analyze_case(events: list[dict[str, Any]], settings: AnalyzerSettings, names
     ordered = sorted(events, key=lambda e: str(e["@timestamp"]))
     given = {e["event.id"] for e in ordered}
     out = chain.process(ordered)
-    if ordered:
-        last = _parse_time(ordered[-1]["@timestamp"])
-        out += chain.advance(normalize_timestamp(last + SETTLE) if last else None)
+    last = event_time(ordered[-1]) if ordered else None
+    if last is not None:
+        out += chain.advance(iso(last + SETTLE))
     if chain.errors:
         error = chain.errors[0]
         raise ValueError(f"analyzer {error.analyzer} failed on event {error.event_id}: {error.reason}")
